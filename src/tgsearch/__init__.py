@@ -1,0 +1,3 @@
+"""tgsearch: Telegram Group Search."""
+
+__version__ = "0.1.0"

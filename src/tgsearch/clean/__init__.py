@@ -1,0 +1,1 @@
+"""Cleaning steps shared by the readers: markup, links, titles, chrome, stitching, digests."""

@@ -1,0 +1,313 @@
+"""The store: one SQLite file (WAL), the source of truth for posts.
+
+Indexes are derived from it. Every insert or update stamps the row with a new,
+strictly increasing `version`, so a derived index can catch up from the highest
+version it has seen (its high-water mark).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from .errors import NotFoundError, StoreError
+from .post import Post, iso, parse_datetime
+
+DB_FILE = "store.sqlite"
+
+MIGRATIONS: list[str] = [
+    # 1: posts, files, meta
+    """
+    CREATE TABLE posts (
+        id TEXT PRIMARY KEY,
+        channel TEXT NOT NULL,
+        channel_title TEXT NOT NULL DEFAULT '',
+        date TEXT,
+        edit_date TEXT,
+        title TEXT NOT NULL DEFAULT '',
+        text TEXT NOT NULL DEFAULT '',
+        source_url TEXT NOT NULL DEFAULT '',
+        publication TEXT NOT NULL DEFAULT '',
+        publication_country TEXT NOT NULL DEFAULT '',
+        author TEXT NOT NULL DEFAULT '',
+        forwarded_from TEXT NOT NULL DEFAULT '',
+        reply_to INTEGER,
+        views INTEGER,
+        kind TEXT NOT NULL DEFAULT 'post',
+        language TEXT NOT NULL DEFAULT '',
+        origin_file TEXT NOT NULL DEFAULT '',
+        message_ids TEXT NOT NULL DEFAULT '[]',
+        links TEXT NOT NULL DEFAULT '[]',
+        reactions TEXT NOT NULL DEFAULT '{}',
+        media TEXT NOT NULL DEFAULT '[]',
+        hash TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        ingested_at TEXT NOT NULL
+    );
+    CREATE INDEX posts_version ON posts(version);
+    CREATE INDEX posts_channel_date ON posts(channel, date);
+    CREATE INDEX posts_date ON posts(date);
+    CREATE TABLE files (
+        path TEXT PRIMARY KEY,
+        format TEXT NOT NULL DEFAULT '',
+        size INTEGER,
+        mtime_ns INTEGER,
+        posts INTEGER NOT NULL DEFAULT 0,
+        status TEXT NOT NULL,
+        error TEXT NOT NULL DEFAULT '',
+        ingested_at TEXT NOT NULL
+    );
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
+]
+
+_COLUMNS = (
+    "id", "channel", "channel_title", "date", "edit_date", "title", "text", "source_url",
+    "publication", "publication_country", "author", "forwarded_from", "reply_to", "views",
+    "kind", "language", "origin_file", "message_ids", "links", "reactions", "media",
+)
+_JSON_COLUMNS = ("message_ids", "links", "reactions", "media")
+
+
+@dataclass
+class UpsertResult:
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+    def add(self, other: "UpsertResult") -> None:
+        self.new += other.new
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+
+
+def default_db_dir() -> Path:
+    return Path(os.environ.get("TGSEARCH_DB") or "./tgsearch-data")
+
+
+def _now() -> str:
+    return iso(datetime.now(timezone.utc))
+
+
+def post_to_row(post: Post) -> tuple:
+    d = post.to_dict()
+    row = []
+    for col in _COLUMNS:
+        value = d[col]
+        if col in _JSON_COLUMNS:
+            value = json.dumps(value, ensure_ascii=False)
+        row.append(value)
+    return tuple(row)
+
+
+def row_to_post(row: sqlite3.Row) -> Post:
+    data = {col: row[col] for col in _COLUMNS}
+    for col in _JSON_COLUMNS:
+        data[col] = json.loads(data[col])
+    data["date"] = parse_datetime(data["date"]) if data["date"] else None
+    data["edit_date"] = parse_datetime(data["edit_date"]) if data["edit_date"] else None
+    return Post.from_dict(data)
+
+
+class Store:
+    """A data folder holding the SQLite store (and, beside it, the derived indexes)."""
+
+    def __init__(self, root: str | os.PathLike | None = None, *, create: bool = True):
+        self.root = Path(root) if root is not None else default_db_dir()
+        if create:
+            self.root.mkdir(parents=True, exist_ok=True)
+        elif not (self.root / DB_FILE).exists():
+            raise StoreError(f"{self.root}: no tgsearch data folder here (run `tgsearch ingest PATH --db {self.root}` first)")
+        self.path = self.root / DB_FILE
+        self._local = threading.local()
+        self._migrate()
+
+    # -- connections -------------------------------------------------------------------------
+    @property
+    def conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            except sqlite3.Error as e:
+                raise StoreError(f"{self.path}: cannot open the store ({e})") from e
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    def _migrate(self) -> None:
+        conn = self.conn
+        current = conn.execute("PRAGMA user_version").fetchone()[0]
+        if current > len(MIGRATIONS):
+            raise StoreError(f"{self.path}: store schema {current} is newer than this tgsearch ({len(MIGRATIONS)}); upgrade tgsearch")
+        for number in range(current, len(MIGRATIONS)):
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                for statement in _split_sql(MIGRATIONS[number]):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version={number + 1}")
+                conn.execute("COMMIT")
+            except sqlite3.Error as e:
+                conn.execute("ROLLBACK")
+                raise StoreError(f"{self.path}: migration {number + 1} failed ({e})") from e
+
+    # -- meta --------------------------------------------------------------------------------
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.conn.execute("INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value", (key, value))
+
+    # -- writes ------------------------------------------------------------------------------
+    def upsert(self, posts: Iterable[Post]) -> UpsertResult:
+        """Insert new posts, update changed ones, leave equal ones alone; one transaction."""
+        posts = list(posts)
+        result = UpsertResult()
+        if not posts:
+            return result
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = conn.execute("SELECT COALESCE(MAX(version), 0) FROM posts").fetchone()[0]
+            ids = [p.id for p in posts]
+            existing: dict[str, tuple[str, str | None]] = {}
+            for chunk_start in range(0, len(ids), 500):
+                chunk = ids[chunk_start:chunk_start + 500]
+                marks = ",".join("?" * len(chunk))
+                for row in conn.execute(f"SELECT id, hash, edit_date FROM posts WHERE id IN ({marks})", chunk):
+                    existing[row[0]] = (row[1], row[2])
+            now = _now()
+            inserts, updates = [], []
+            for post in posts:
+                digest = post.content_hash()
+                old = existing.get(post.id)
+                if old is not None:
+                    old_hash, old_edit = old
+                    if old_hash == digest:
+                        result.unchanged += 1
+                        continue
+                    new_edit = iso(post.edit_date)
+                    if old_edit and (new_edit is None or new_edit < old_edit):
+                        # The store already holds a later edit of this message.
+                        result.unchanged += 1
+                        continue
+                    version += 1
+                    updates.append(post_to_row(post) + (digest, version, now))
+                    existing[post.id] = (digest, new_edit)
+                    result.updated += 1
+                else:
+                    version += 1
+                    inserts.append(post_to_row(post) + (digest, version, now))
+                    existing[post.id] = (digest, iso(post.edit_date))
+                    result.new += 1
+            cols = ", ".join(_COLUMNS + ("hash", "version", "ingested_at"))
+            marks = ", ".join("?" * (len(_COLUMNS) + 3))
+            if inserts:
+                conn.executemany(f"INSERT INTO posts({cols}) VALUES({marks})", inserts)
+            if updates:
+                conn.executemany(f"INSERT OR REPLACE INTO posts({cols}) VALUES({marks})", updates)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return result
+
+    def record_file(self, path: str, *, format: str, size: int | None, mtime_ns: int | None,
+                    posts: int, status: str, error: str = "") -> None:
+        self.conn.execute(
+            "INSERT INTO files(path, format, size, mtime_ns, posts, status, error, ingested_at) VALUES(?,?,?,?,?,?,?,?) "
+            "ON CONFLICT(path) DO UPDATE SET format=excluded.format, size=excluded.size, mtime_ns=excluded.mtime_ns, "
+            "posts=excluded.posts, status=excluded.status, error=excluded.error, ingested_at=excluded.ingested_at",
+            (path, format, size, mtime_ns, posts, status, error, _now()),
+        )
+
+    # -- reads -------------------------------------------------------------------------------
+    def get(self, post_id: str) -> Post:
+        row = self.conn.execute("SELECT * FROM posts WHERE id=?", (post_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no post with id {post_id!r}")
+        return row_to_post(row)
+
+    def get_many(self, ids: list[str]) -> dict[str, Post]:
+        out: dict[str, Post] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self.conn.execute(f"SELECT * FROM posts WHERE id IN ({marks})", chunk):
+                out[row["id"]] = row_to_post(row)
+        return out
+
+    def count(self) -> int:
+        return self.conn.execute("SELECT COUNT(*) FROM posts").fetchone()[0]
+
+    def max_version(self) -> int:
+        return self.conn.execute("SELECT COALESCE(MAX(version), 0) FROM posts").fetchone()[0]
+
+    def iter_posts(self, *, order: str = "date", batch: int = 2000) -> Iterator[Post]:
+        order_sql = {"date": "date, id", "id": "id", "version": "version"}[order]
+        cursor = self.conn.execute(f"SELECT * FROM posts ORDER BY {order_sql}")
+        while True:
+            rows = cursor.fetchmany(batch)
+            if not rows:
+                return
+            for row in rows:
+                yield row_to_post(row)
+
+    def iter_since(self, version: int, *, batch: int = 2000) -> Iterator[tuple[int, Post]]:
+        """(version, post) for every post written after `version`, oldest write first."""
+        last = version
+        while True:
+            rows = self.conn.execute(
+                "SELECT * FROM posts WHERE version > ? ORDER BY version LIMIT ?", (last, batch)
+            ).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield row["version"], row_to_post(row)
+            last = rows[-1]["version"]
+
+    def ids_and_versions(self) -> dict[str, int]:
+        return {r[0]: r[1] for r in self.conn.execute("SELECT id, version FROM posts")}
+
+    def stats(self) -> dict:
+        conn = self.conn
+        total = self.count()
+        channels = [
+            {"channel": r[0], "title": r[1], "posts": r[2], "first": r[3], "last": r[4]}
+            for r in conn.execute(
+                "SELECT channel, MAX(channel_title), COUNT(*), MIN(date), MAX(date) FROM posts "
+                "GROUP BY channel ORDER BY COUNT(*) DESC, channel"
+            )
+        ]
+        kinds = {r[0]: r[1] for r in conn.execute("SELECT kind, COUNT(*) FROM posts GROUP BY kind")}
+        first, last = conn.execute("SELECT MIN(date), MAX(date) FROM posts").fetchone()
+        files = [dict(r) for r in conn.execute("SELECT path, format, posts, status, error FROM files ORDER BY path")]
+        return {
+            "posts": total,
+            "channels": channels,
+            "kinds": kinds,
+            "first_date": first,
+            "last_date": last,
+            "files": files,
+            "db": str(self.root),
+        }
+
+
+def _split_sql(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]
