@@ -1,0 +1,80 @@
+"""The search contract: what callers (CLI, API, web UI) ask and what they get back.
+
+Retrievers (lexical now, vector later) and the fusion step live behind it; callers
+never see tantivy or usearch objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import date
+
+MODES = ("hybrid", "lexical", "semantic")
+SORTS = ("relevance", "date", "date_asc")
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    q: str = ""
+    limit: int = 20
+    offset: int = 0
+    sort: str = "relevance"          # relevance | date (newest first) | date_asc
+    mode: str = "hybrid"             # hybrid | lexical | semantic
+    channels: tuple[str, ...] = ()   # channel slugs or titles, OR-ed
+    since: date | None = None        # inclusive, UTC day
+    until: date | None = None        # inclusive, UTC day
+    kind: str | None = None          # post | article
+    publication: str | None = None
+    facets: bool = False             # fill SearchResult.facets and .timeline
+    interval: str = "auto"           # timeline bucket: auto | day | week | month
+
+
+@dataclass
+class Hit:
+    id: str
+    channel: str
+    channel_title: str
+    date: str | None                 # ISO 8601 UTC
+    title: str
+    text: str
+    snippet: str                     # HTML: escaped text with <mark>…</mark> around matches
+    url: str                         # original post on t.me where known, else source URL
+    source_url: str
+    score: float
+    kind: str = "post"
+    publication: str = ""
+    author: str = ""
+    forwarded_from: str = ""
+    views: int | None = None
+    retrievers: list[str] = field(default_factory=list)   # which retrievers found it: lexical, semantic
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class SearchResult:
+    query: str
+    total: int
+    took_ms: float
+    hits: list[Hit]
+    mode: str = "hybrid"
+    limit: int = 20
+    offset: int = 0
+    facets: dict[str, list[dict]] = field(default_factory=dict)   # {"channel": [{"value","label","count"}], "publication": [...], "month": [...]}
+    timeline: list[dict] = field(default_factory=list)            # [{"start": "2025-05-01", "end": "2025-05-07", "count": 3}]
+    interval: str = ""
+
+    def to_dict(self) -> dict:
+        return {
+            "query": self.query,
+            "total": self.total,
+            "took_ms": round(self.took_ms, 2),
+            "mode": self.mode,
+            "limit": self.limit,
+            "offset": self.offset,
+            "hits": [h.to_dict() for h in self.hits],
+            "facets": self.facets,
+            "timeline": self.timeline,
+            "interval": self.interval,
+        }
