@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
 
 KINDS = ("post", "article")
@@ -60,15 +60,16 @@ class Post:
             return f"https://t.me/c/{self.channel[1:]}/{self.message_ids[0]}"
         return self.source_url
 
-    def content_hash(self) -> str:
+    def content_hash(self, data: dict | None = None) -> str:
         """Hash of everything except where it was read from: equal hash = nothing changed."""
-        data = self.to_dict()
+        data = dict(data) if data is not None else self.to_dict()
         data.pop("origin_file", None)
         raw = json.dumps(data, ensure_ascii=False, sort_keys=True)
         return hashlib.blake2b(raw.encode("utf-8"), digest_size=16).hexdigest()
 
     def to_dict(self) -> dict:
-        out = asdict(self)
+        out = {name: getattr(self, name) for name in _FIELDS}
+        out["reactions"] = dict(self.reactions)
         out["date"] = iso(self.date)
         out["edit_date"] = iso(self.edit_date)
         out["message_ids"] = list(self.message_ids)
@@ -97,7 +98,8 @@ class Post:
         return replace(self, **changes)
 
 
-FIELD_NAMES = tuple(f.name for f in fields(Post)) + ("url",)
+_FIELDS = tuple(f.name for f in fields(Post))
+FIELD_NAMES = _FIELDS + ("url",)
 
 
 def to_utc(value: datetime) -> datetime:
@@ -144,7 +146,7 @@ _KAZ = re.compile(r"[әғқңөұүһіӘҒҚҢӨҰҮҺІ]")
 
 def guess_language(text: str) -> str:
     """Cheap script-based guess: 'ru', 'kk', 'en' or '' (enough for filters and facets)."""
-    sample = text[:2000]
+    sample = text[:600]
     cyr = len(_CYR.findall(sample))
     lat = len(_LAT.findall(sample))
     if cyr == 0 and lat == 0:

@@ -95,8 +95,8 @@ def _now() -> str:
     return iso(datetime.now(timezone.utc))
 
 
-def post_to_row(post: Post) -> tuple:
-    d = post.to_dict()
+def post_to_row(post: Post, d: dict | None = None) -> tuple:
+    d = d if d is not None else post.to_dict()
     row = []
     for col in _COLUMNS:
         value = d[col]
@@ -195,7 +195,8 @@ class Store:
             now = _now()
             inserts, updates = [], []
             for post in posts:
-                digest = post.content_hash()
+                data = post.to_dict()
+                digest = post.content_hash(data)
                 old = existing.get(post.id)
                 if old is not None:
                     old_hash, old_edit = old
@@ -208,12 +209,12 @@ class Store:
                         result.unchanged += 1
                         continue
                     version += 1
-                    updates.append(post_to_row(post) + (digest, version, now))
+                    updates.append(post_to_row(post, data) + (digest, version, now))
                     existing[post.id] = (digest, new_edit)
                     result.updated += 1
                 else:
                     version += 1
-                    inserts.append(post_to_row(post) + (digest, version, now))
+                    inserts.append(post_to_row(post, data) + (digest, version, now))
                     existing[post.id] = (digest, iso(post.edit_date))
                     result.new += 1
             cols = ", ".join(_COLUMNS + ("hash", "version", "ingested_at"))
