@@ -54,10 +54,11 @@ class Post:
     @property
     def url(self) -> str:
         """Link to the original message on Telegram, where one is known."""
-        if self.kind == "post" and self.message_ids and is_username(self.channel):
-            return f"https://t.me/{self.channel}/{self.message_ids[0]}"
-        if self.kind == "post" and self.message_ids and re.fullmatch(r"c\d+", self.channel):
-            return f"https://t.me/c/{self.channel[1:]}/{self.message_ids[0]}"
+        if self.kind == "post" and self.message_ids:
+            if re.fullmatch(r"c\d+", self.channel):
+                return f"https://t.me/c/{self.channel[1:]}/{self.message_ids[0]}"
+            if is_username(self.channel):
+                return f"https://t.me/{self.channel}/{self.message_ids[0]}"
         return self.source_url
 
     def content_hash(self, data: dict | None = None) -> str:

@@ -1,0 +1,68 @@
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from tgsearch.errors import NotFoundError, StoreError
+from tgsearch.post import Post
+from tgsearch.store import Store
+
+
+def make(i: int, text: str = "текст", **kw) -> Post:
+    return Post(id=f"chan/{i}", channel="chan", text=f"{text} {i}", message_ids=(i,),
+                date=datetime(2025, 5, 1, tzinfo=timezone.utc) + timedelta(hours=i), **kw)
+
+
+def test_upsert_counts_new_updated_unchanged(store):
+    r = store.upsert([make(1), make(2)])
+    assert (r.new, r.updated, r.unchanged) == (2, 0, 0)
+    r = store.upsert([make(1), make(2, "правка")])
+    assert (r.new, r.updated, r.unchanged) == (0, 1, 1)
+    assert store.get("chan/2").text == "правка 2"
+    assert store.count() == 2
+
+
+def test_versions_increase_and_iter_since_sees_only_newer_writes(store):
+    store.upsert([make(1), make(2)])
+    hwm = store.max_version()
+    store.upsert([make(2, "правка"), make(3)])
+    seen = [p.id for _, p in store.iter_since(hwm)]
+    assert seen == ["chan/2", "chan/3"]
+    assert store.max_version() == hwm + 2
+
+
+def test_older_edit_does_not_overwrite_newer_one(store):
+    later = datetime(2025, 5, 3, tzinfo=timezone.utc)
+    earlier = datetime(2025, 5, 2, tzinfo=timezone.utc)
+    store.upsert([make(1, "новая версия", edit_date=later)])
+    r = store.upsert([make(1, "старая версия", edit_date=earlier)])
+    assert r.unchanged == 1
+    assert store.get("chan/1").text == "новая версия 1"
+
+
+def test_round_trip_keeps_every_field(store):
+    post = Post(
+        id="kz_news/77", channel="kz_news", channel_title="Новости КЗ", text="Текст поста https://example.org/a",
+        message_ids=(77, 78), date=datetime(2025, 5, 28, 15, 0, tzinfo=timezone(timedelta(hours=5))),
+        edit_date=datetime(2025, 5, 28, 16, 0, tzinfo=timezone.utc), title="Заголовок",
+        links=("https://example.org/a",), source_url="https://example.org/src", publication="The Paper",
+        publication_country="США", author="Автор", forwarded_from="other_chan", reply_to=70, views=1234,
+        reactions={"👍": 5, "🔥": 2}, media=("photo",), kind="post", origin_file="x.json",
+    )
+    store.upsert([post])
+    back = store.get("kz_news/77")
+    assert back == post
+    assert back.date.isoformat() == "2025-05-28T10:00:00+00:00"
+    assert back.url == "https://t.me/kz_news/77"
+
+
+def test_missing_post_and_missing_store(tmp_path, store):
+    with pytest.raises(NotFoundError):
+        store.get("nope/1")
+    with pytest.raises(StoreError, match="tgsearch ingest"):
+        Store(tmp_path / "absent", create=False)
+
+
+def test_store_is_a_real_sqlite_file_in_wal_mode(store):
+    assert store.path.exists()
+    assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store.conn.execute("PRAGMA user_version").fetchone()[0] >= 1
