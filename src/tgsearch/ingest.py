@@ -90,18 +90,20 @@ def ingest_file(store: Store, path: Path, *, encoding: str | None = None, format
     except OSError as e:
         report.error = InputError(origin, f"cannot read ({e.strerror})", "check the path").message
         return report
+    batch: list = []
     try:
         reader = reader_by_name(format) if format else detect(path, encoding)
         report.format = reader.NAME
-        batch = []
         for post in reader.read(path, ctx):
             batch.append(post)
             if len(batch) >= BATCH:
                 _flush(store, batch, report, on_posts)
         _flush(store, batch, report, on_posts)
     except TgsearchError as e:
+        _flush(store, batch, report, on_posts)  # posts read before the error are kept
         report.error = e.message
     except (ValueError, KeyError, TypeError, UnicodeError, RecursionError) as e:
+        _flush(store, batch, report, on_posts)
         # A reader tripped over input it did not expect: report it as that file's error.
         report.error = InputError(origin, f"could not be read as {report.format or 'any format'} ({type(e).__name__}: {e})",
                                   "report this file to the tgsearch developers if it is a valid export").message
