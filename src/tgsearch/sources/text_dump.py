@@ -1,12 +1,230 @@
-"""(being written)"""
+"""Channel dumps saved as plain text: mirror pages ("Telegram Group Search" and alike) and copies.
+
+What such a file looks like, and what this reader does about it:
+* site chrome (page title, "Back to Top", "HTML Embed Code:", save stamp, "Live stream
+  finished") is dropped; reaction counters after a post are read as reactions;
+* posts printed twice (teaser, then full view) are kept once (`clean.stitch.collapse_repeats`);
+* posts split over several messages (⬇️⬇️⬇️/⬆️⬆️⬆️/🔚🔚🔚, «Продолжение 👇»/«Начало☝️»)
+  are stitched into one post;
+* press-digest posts ("Издание: …", "Автор:", "Дата:", "Ссылка:") get structured fields;
+* a post whose media the page cannot show ("Please open Telegram to view this post") is
+  kept with its teaser, media=("media",); a short name line above such a teaser is the
+  channel it was forwarded from;
+* a short block right after a post, not repeated and without a placeholder
+  ("Telegram" / site title / description), is that post's link preview: it is not a post
+  and not text; the post gets media "webpage".
+
+The file names no channel, so the channel is a slug of the file name (stem), unless the
+first line names it ("Канал: Name", "@username", "https://t.me/username"); callers may
+pass `channel=` to override. Posts carry no message ids or dates (unless a digest header
+gives a date); ids are content hashes of channel + headline, stable across re-ingests.
+"""
+
 from __future__ import annotations
 
-NAME = "text_dump"
+import re
+from pathlib import Path
+from typing import Iterator
+
+from ..clean.chrome import is_media_placeholder, is_page_chrome, is_page_footer, is_reaction_line
+from ..clean.digest import is_digest_start, parse_header
+from ..clean.markup import derive_title, find_links, tidy, unique
+from ..clean.stitch import (Message, collapse_repeats, is_final_marker, is_marker, split_stream, stitch,
+                            trim_markers)
+from ..post import Post, content_id, is_username
+from . import ReadContext, read_text
+
+NAME = "text-dump"
+SUFFIXES = (".txt", ".text", ".md", "")
+TITLE_MAX = 300  # mirror pages print the headline as its own line; it can be long
+
+_CHANNEL_LINE = re.compile(r"^(?:Канал|Channel|Группа|Group|Чат|Chat)\s*:\s*(.+)$", re.IGNORECASE)
+_TME = re.compile(r"^(?:https?://)?t\.me/(?:s/)?([A-Za-z][A-Za-z0-9_]{3,31})/?$")
 
 
-def sniff(path, head):
-    return False
+def slug(value: str) -> str:
+    return re.sub(r"[^\w.-]+", "_", value.strip().lstrip("@")).strip("_").lower() or "dump"
 
 
-def read(path, ctx):
-    raise NotImplementedError
+def sniff(path: Path, head: str) -> bool:
+    if path.suffix.lower() not in SUFFIXES:
+        return False
+    lines = [line for line in tidy(head).split("\n") if line.strip()]
+    if not lines:
+        return False
+    if any(is_page_chrome(line) for line in lines[:3]):
+        return True
+    if any(is_media_placeholder(line) or is_final_marker(line) for line in lines):
+        return True
+    if sum(1 for line in lines if is_marker(line)) >= 2:
+        return True
+    if sum(1 for line in lines if is_digest_start(line)) >= 2:
+        return True
+    # A teaser/full page: several posts each printed twice.
+    return sum(1 for seg in collapse_repeats(lines[:3000]) if seg.repeated) >= 2
+
+
+def _name_like(line: str, max_len: int = 40) -> bool:
+    s = line.strip()
+    return 0 < len(s) <= max_len and len(s.split()) <= 4 and s[-1] not in ".!?…:;," and not s[0].isdigit()
+
+
+def _channel_from_first_line(lines: list[str]) -> tuple[str, str] | None:
+    first = next((line.strip() for line in lines if line.strip()), "")
+    m = _CHANNEL_LINE.match(first)
+    if m:
+        return slug(m.group(1)), m.group(1).strip()
+    m = _TME.match(first)
+    if m:
+        return m.group(1), m.group(1)
+    if first.startswith("@") and is_username(first[1:]):
+        return first[1:], first[1:]
+    return None
+
+
+def _drop_channel_line(lines: list[str]) -> list[str]:
+    for i, line in enumerate(lines):
+        if line.strip():
+            return lines[:i] + lines[i + 1:]
+    return lines
+
+
+def messages_from_lines(lines: list[str]) -> list[Message]:
+    """Page lines (chrome already removed) to messages in page order."""
+    nonblank = [i for i, line in enumerate(lines) if line.strip()]
+    segments = collapse_repeats([lines[i] for i in nonblank])
+    out: list[Message] = []
+    prev_repeated = False
+    for seg in segments:
+        if seg.repeated:
+            out.append(trim_markers(Message(lines=list(seg.lines), start=nonblank[seg.start])))
+            prev_repeated = True
+            continue
+        lo = nonblank[seg.start]
+        hi = nonblank[seg.start + len(seg.lines) - 1] + 1
+        out.extend(_plain_messages(lines[lo:hi], lo, out, prev_repeated))
+        prev_repeated = False
+    return out
+
+
+def _plain_messages(lines: list[str], start: int, before: list[Message], after_post: bool) -> list[Message]:
+    """Lines not printed twice: a marker-delimited stream, media teasers, link previews, reactions."""
+    out: list[Message] = []
+    chunk: list[str] = []
+    chunk_start = start
+    i = 0
+    while i < len(lines):
+        if is_media_placeholder(lines[i]):
+            while i < len(lines) and (is_media_placeholder(lines[i]) or not lines[i].strip()):
+                i += 1
+            parts = split_stream(chunk, starts_post=is_digest_start, first_index=chunk_start)
+            if parts:
+                _mark_media_teaser(parts[-1])
+            out.extend(trim_markers(m) for m in parts)
+            chunk, chunk_start = [], start + i
+            continue
+        chunk.append(lines[i])
+        i += 1
+    text_lines = [line for line in chunk if line.strip()]
+    if text_lines and not out and after_post and before and _is_link_preview(text_lines):
+        if "webpage" not in before[-1].media:
+            before[-1].media.append("webpage")
+        return out
+    if text_lines and all(is_reaction_line(line) for line in text_lines) and (out or before):
+        target = out[-1] if out else before[-1]
+        for line in text_lines:
+            target.add_reactions(line)
+        return out
+    out.extend(trim_markers(m) for m in split_stream(chunk, starts_post=is_digest_start, first_index=chunk_start))
+    return out
+
+
+def _is_link_preview(lines: list[str]) -> bool:
+    # Site name, then title and/or description; nothing that marks a post of its own.
+    return 2 <= len(lines) <= 3 and _name_like(lines[0]) and not any(is_marker(line) for line in lines)
+
+
+def _mark_media_teaser(msg: Message) -> None:
+    msg.media.append("media")
+    text = [line for line in msg.lines if line.strip()]
+    if len(text) == 2 and _name_like(text[0]) and len(text[1]) > len(text[0]):
+        msg.forwarded_from = text[0].strip()
+        msg.lines = [text[1]]
+
+
+def read(path: Path, ctx: ReadContext, *, channel: str | None = None) -> Iterator[Post]:
+    raw = tidy(read_text(path, ctx.encoding)).split("\n")
+    named = _channel_from_first_line(raw)
+    if named:
+        raw = _drop_channel_line(raw)
+    if channel:
+        chan, chan_title = slug(channel), channel
+    elif named:
+        chan, chan_title = named
+    else:
+        chan = chan_title = slug(path.stem)
+    lines: list[str] = []
+    for line in raw:
+        if is_page_footer(line):
+            break
+        if not is_page_chrome(line):
+            lines.append(line)
+    messages = messages_from_lines(lines)
+    seen: dict[str, int] = {}
+    for group in stitch(messages, starts_post=is_digest_start):
+        post = _to_post(group, chan, chan_title, ctx)
+        if post is None:
+            continue
+        n = seen.get(post.id, 0)
+        seen[post.id] = n + 1
+        if n:
+            # The same headline twice in one file: keep both, in page order.
+            post = post.evolve(id=f"{post.id}.{n + 1}")
+        yield post
+
+
+def _to_post(group: list[Message], channel: str, channel_title: str, ctx: ReadContext) -> Post | None:
+    lines: list[str] = []
+    reactions: dict[str, int] = {}
+    media: list[str] = []
+    forwarded = ""
+    for msg in group:
+        lines.extend(msg.lines)
+        for k, v in msg.reactions.items():
+            reactions[k] = reactions.get(k, 0) + v
+        media.extend(msg.media)
+        forwarded = forwarded or msg.forwarded_from
+    header = parse_header(lines)
+    extra: dict = {}
+    if header is not None:
+        body = [header.title, *header.lead, "", *lines[header.body_start:]]
+        text = tidy("\n".join(body))
+        title = header.title
+        if not title:
+            ctx.warn(f"line {group[0].start + 1}: digest post without a headline")
+        extra = dict(publication=header.publication, publication_country=header.publication_country,
+                     author=header.author, date=header.date, source_url=header.source_url)
+        post_id = content_id(channel, header.source_url, title or text[:300])
+    else:
+        text = tidy("\n".join(lines))
+        title = derive_title(text, max_len=TITLE_MAX)
+        post_id = content_id(channel, title or text[:300])
+    if not text and not media:
+        return None
+    links = find_links(text)
+    if extra.get("source_url"):
+        links.insert(0, extra["source_url"])
+    return Post(
+        id=post_id,
+        channel=channel,
+        channel_title=channel_title,
+        text=text,
+        title=title,
+        links=tuple(unique(links)),
+        forwarded_from=forwarded,
+        reactions=reactions,
+        media=tuple(unique(media)),
+        kind="post",
+        origin_file=ctx.origin_file,
+        **extra,
+    )
