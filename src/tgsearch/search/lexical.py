@@ -1,0 +1,281 @@
+"""The lexical retriever: compiles a parsed query into a tantivy query and runs it.
+
+Ranking: BM25 over lemmas (title counted twice: once in `body`, once boosted in
+`title`), plus a small boost for the exact typed form. Plain juxtaposed words are
+OR-ed, and every optional clause a post matches adds a constant `coverage` bonus,
+so posts holding all the words rank first while a post missing one is still found.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timezone
+from typing import Callable
+
+import tantivy
+
+from ..errors import QueryError
+from ..index.lexical import LexicalIndex
+from .query import Filter, Not, Or, Phrase, Query, Seq, Word, positive_terms
+from .stopwords import STOP_LEMMAS
+
+Occur = tantivy.Occur
+
+
+@dataclass
+class Weights:
+    title: float = 1.5
+    exact: float = 0.3
+    coverage: float = 2.0
+    prefix_terms: int = 64
+
+
+@dataclass
+class Filters:
+    """Filters given beside the query (API parameters / CLI options); all AND-ed."""
+
+    channels: tuple[str, ...] = ()
+    since: date | None = None
+    until: date | None = None
+    kind: str | None = None
+    publication: str | None = None
+    has_link: bool | None = None
+
+
+@dataclass
+class Highlight:
+    """What a matching post's text may show: lemmas, exact forms and prefixes to <mark>."""
+
+    lemmas: set[str] = field(default_factory=set)
+    norms: set[str] = field(default_factory=set)
+    prefixes: set[str] = field(default_factory=set)
+
+
+@dataclass
+class Candidates:
+    """A retriever's answer: ranked post ids with scores (or sort keys)."""
+
+    retriever: str
+    ids: list[str]
+    scores: list[float]
+    total: int
+
+
+def day_start(d: date) -> int:
+    return int(datetime.combine(d, time.min, tzinfo=timezone.utc).timestamp())
+
+
+class Compiler:
+    def __init__(self, index: LexicalIndex, searcher: tantivy.Searcher,
+                 resolve: Callable[[str, str], list[str]], weights: Weights | None = None):
+        self.index = index
+        self.schema = index.schema
+        self.analyzer = index.analyzer
+        self.searcher = searcher
+        self.resolve = resolve          # (field, value) -> stored values (channel slugs, publications)
+        self.w = weights or Weights()
+        self.highlight = Highlight()
+        self.text = ""
+
+    # -- helpers -------------------------------------------------------------------------------
+    def term(self, fld: str, value) -> tantivy.Query:
+        return tantivy.Query.term_query(self.schema, fld, value)
+
+    def df(self, fld: str, value: str) -> int:
+        return self.searcher.doc_freq(fld, value)
+
+    def any_of(self, queries: list[tantivy.Query]) -> tantivy.Query:
+        if len(queries) == 1:
+            return queries[0]
+        return tantivy.Query.disjunction_max_query(queries)
+
+    def should(self, queries: list[tantivy.Query]) -> tantivy.Query:
+        if len(queries) == 1:
+            return queries[0]
+        return tantivy.Query.boolean_query([(Occur.Should, q) for q in queries])
+
+    def all_posts(self) -> tantivy.Query:
+        return self.index.all_posts()
+
+    # -- entry ---------------------------------------------------------------------------------
+    def compile(self, query: Query, filters: Filters | None = None) -> tantivy.Query:
+        self.text = query.text
+        clauses: list[tuple] = []
+        root = self.node(query.root) if query.root is not None else None
+        clauses.append((Occur.Must, root if root is not None else self.all_posts()))
+        for q in self.filter_queries(filters or Filters()):
+            clauses.append((Occur.Must, q))
+        if len(clauses) == 1:
+            return clauses[0][1]
+        return tantivy.Query.boolean_query(clauses)
+
+    def filter_queries(self, f: Filters) -> list[tantivy.Query]:
+        out = []
+        if f.channels:
+            slugs = sorted({s for c in f.channels for s in self.resolve("channel", c)})
+            out.append(tantivy.Query.term_set_query(self.schema, "channel", slugs) if slugs else tantivy.Query.empty_query())
+        if f.publication:
+            pubs = self.resolve("publication", f.publication)
+            out.append(tantivy.Query.term_set_query(self.schema, "publication", pubs) if pubs else tantivy.Query.empty_query())
+        if f.since or f.until:
+            out.append(self.date_range(f.since, f.until))
+        if f.kind:
+            out.append(self.term("kind", f.kind))
+        if f.has_link:
+            out.append(self.term("has_link", 1))
+        return out
+
+    def date_range(self, since: date | None, until: date | None) -> tantivy.Query:
+        lo = day_start(since) if since else None
+        hi = day_start(until) + 86399 if until else None
+        return tantivy.Query.range_query(self.schema, "ts", tantivy.FieldType.Integer, lo, hi)
+
+    # -- nodes ---------------------------------------------------------------------------------
+    def node(self, node) -> tantivy.Query | None:
+        if isinstance(node, Word):
+            return self.word(node)
+        if isinstance(node, Phrase):
+            return self.phrase(node.text, node.exact)
+        if isinstance(node, Filter):
+            return self.filter(node)
+        if isinstance(node, Not):
+            child = self.node(node.child)
+            if child is None:
+                return None
+            return tantivy.Query.boolean_query([(Occur.Must, self.all_posts()), (Occur.MustNot, child)])
+        if isinstance(node, Or):
+            parts = [q for q in (self.node(c) for c in node.children) if q is not None]
+            return self.should(parts) if parts else None
+        if isinstance(node, Seq):
+            return self.seq(node)
+        raise TypeError(node)  # pragma: no cover
+
+    def seq(self, node: Seq) -> tantivy.Query | None:
+        must, must_not, should = [], [], []
+        items = list(zip(node.children, node.required))
+        content = [c for c, req in items if not isinstance(c, (Not, Filter))]
+        if any(not self.is_stop(c) for c in content):
+            # Function words do not count as query words when real words are present.
+            items = [(c, req) for c, req in items if req or not self.is_stop(c)]
+        optional = [c for c, req in items if not req and not isinstance(c, (Not, Filter))]
+        for child, req in items:
+            if isinstance(child, Not):
+                q = self.node(child.child)
+                if q is not None:
+                    must_not.append(q)
+                continue
+            q = self.node(child)
+            if q is None:
+                continue
+            if req or isinstance(child, Filter):
+                must.append(q)
+            else:
+                should.append(q)
+                if len(optional) > 1 and self.w.coverage:
+                    should.append(tantivy.Query.const_score_query(q, self.w.coverage))
+        if not must and not should:
+            if not must_not:
+                return None
+            must.append(self.all_posts())
+        clauses = [(Occur.Must, q) for q in must] + [(Occur.Should, q) for q in should] + \
+                  [(Occur.MustNot, q) for q in must_not]
+        if len(clauses) == 1 and clauses[0][0] != Occur.MustNot:
+            return clauses[0][1]
+        return tantivy.Query.boolean_query(clauses)
+
+    def is_stop(self, node) -> bool:
+        if not isinstance(node, Word) or node.exact or node.prefix:
+            return False
+        toks = self.analyzer.tokens(node.text)
+        return len(toks) == 1 and self.analyzer.lemma(toks[0].norm) in STOP_LEMMAS
+
+    def word(self, w: Word) -> tantivy.Query | None:
+        toks = self.analyzer.tokens(w.text)
+        if not toks:
+            return None
+        if len(toks) > 1:
+            # A code or compound such as "Су-57" or "covid-19": its parts in order.
+            return self.phrase(w.text, w.exact)
+        norm = toks[0].norm
+        if w.prefix:
+            return self.prefix(norm)
+        if w.exact:
+            self.highlight.norms.add(norm)
+            return self.term("exact", norm)
+        candidates = list(dict.fromkeys(self.analyzer.query_lemmas(w.text) or [self.analyzer.lemma(norm)]))
+        lemmas = [lem for lem in candidates if self.df("body", lem) > 0] or candidates[:1]
+        self.highlight.lemmas.update(lemmas)
+        self.highlight.norms.add(norm)
+        parts = [self.any_of([self.term("body", lem) for lem in lemmas])]
+        titled = [lem for lem in lemmas if self.df("title", lem) > 0]
+        if titled and self.w.title:
+            parts.append(tantivy.Query.boost_query(self.any_of([self.term("title", lem) for lem in titled]), self.w.title))
+        if self.w.exact and self.df("exact", norm) > 0:
+            parts.append(tantivy.Query.boost_query(self.term("exact", norm), self.w.exact))
+        return self.should(parts)
+
+    def prefix(self, norm: str) -> tantivy.Query:
+        self.highlight.prefixes.add(norm)
+        terms = self.searcher.terms_with_prefix("exact", norm, limit=self.w.prefix_terms)
+        if not terms:
+            return tantivy.Query.empty_query()
+        return self.any_of([self.term("exact", t) for t, _ in terms])
+
+    def phrase(self, text: str, exact: bool) -> tantivy.Query | None:
+        norms = self.analyzer.exact_terms(text)
+        if not norms:
+            return None
+        self.highlight.norms.update(norms)
+        if exact:
+            return self.term("exact", norms[0]) if len(norms) == 1 else \
+                tantivy.Query.phrase_query(self.schema, "exact", norms)
+        lemmas = self.analyzer.index_terms(text)
+        self.highlight.lemmas.update(lemmas)
+        if len(lemmas) == 1:
+            return self.word(Word(text, 0))
+        parts = [tantivy.Query.phrase_query(self.schema, "body", lemmas)]
+        if self.w.title and all(self.df("title", lem) > 0 for lem in lemmas):
+            parts.append(tantivy.Query.boost_query(tantivy.Query.phrase_query(self.schema, "title", lemmas), self.w.title))
+        return self.should(parts)
+
+    def filter(self, f: Filter) -> tantivy.Query:
+        if f.name in ("channel", "publication"):
+            values = self.resolve(f.name, f.value)
+            return tantivy.Query.term_set_query(self.schema, f.name, values) if values else tantivy.Query.empty_query()
+        if f.name == "since":
+            return self.date_range(f.value, None)
+        if f.name == "until":
+            return self.date_range(None, f.value)
+        if f.name == "kind":
+            return self.term("kind", f.value)
+        if f.name == "has":
+            return self.term("has_link", 1)
+        raise QueryError(f"unknown field {f.name!r}", self.text, f.pos)  # pragma: no cover - parser rejects
+
+
+class LexicalRetriever:
+    name = "lexical"
+
+    def __init__(self, index: LexicalIndex, resolve: Callable[[str, str], list[str]], weights: Weights | None = None):
+        self.index = index
+        self.resolve = resolve
+        self.weights = weights or Weights()
+
+    def compile(self, query: Query, filters: Filters, searcher=None) -> tuple[tantivy.Query, Highlight]:
+        compiler = Compiler(self.index, searcher or self.index.searcher(), self.resolve, self.weights)
+        return compiler.compile(query, filters), compiler.highlight
+
+    def retrieve(self, query: Query, filters: Filters, *, limit: int, offset: int = 0, sort: str = "relevance",
+                 compiled: tantivy.Query | None = None, searcher=None) -> Candidates:
+        searcher = searcher or self.index.searcher()
+        if compiled is None:
+            compiled, _ = self.compile(query, filters, searcher)
+        if sort == "relevance" and next(positive_terms(query.root), None) is None:
+            sort = "date"  # only filters: nothing to rank by, newest first
+        kwargs = {}
+        if sort in ("date", "date_asc"):
+            kwargs = {"order_by_field": "ts", "order": tantivy.Order.Desc if sort == "date" else tantivy.Order.Asc}
+        result = searcher.search(compiled, max(limit, 1), count=True, offset=offset, **kwargs)
+        hits = result.hits[:limit] if limit > 0 else []
+        ids = [searcher.doc(addr).to_dict()["id"][0] for _, addr in hits]
+        return Candidates(self.name, ids, [float(s) for s, _ in hits], result.count)
