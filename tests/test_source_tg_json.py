@@ -202,22 +202,23 @@ def _write_big_export(path: Path, count: int) -> None:
         f.write("\n]}\n")
 
 
-def test_large_export_is_streamed_not_loaded(tmp_path):
+@pytest.mark.parametrize("count", [40_000, pytest.param(200_000, marks=pytest.mark.slow)])
+def test_large_export_is_streamed_not_loaded(tmp_path, count):
     path = tmp_path / "result.json"
-    _write_big_export(path, 200_000)
+    _write_big_export(path, count)
     size = path.stat().st_size
-    assert size > 60_000_000
+    assert size > count * 300
     ctx = ReadContext(origin_file=str(path))
     tracemalloc.start()
     try:
-        count = 0
+        seen = 0
         last = None
         for post in tg_json.read(path, ctx):
-            count += 1
+            seen += 1
             last = post
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert count == 200_000 and last.id == "c1555000111/200000"
+    assert seen == count and last.id == f"c1555000111/{count}"
     # Loading the file would need several times its size; streaming needs a few buffers.
-    assert peak < size / 20, f"peak {peak} bytes for a {size}-byte export"
+    assert peak < size / 10, f"peak {peak} bytes for a {size}-byte export"
