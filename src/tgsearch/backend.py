@@ -27,9 +27,12 @@ class Backend(Protocol):
 class EmbeddedBackend:
     """SQLite store plus the derived indexes in one data folder."""
 
-    def __init__(self, root: str | os.PathLike | None = None, *, create: bool = True):
+    def __init__(self, root: str | os.PathLike | None = None, *, create: bool = True, analyzer=None):
         self.store = Store(root, create=create)
         self.root: Path = self.store.root
+        self._analyzer = analyzer
+        self._index = None
+        self._engine = None
 
     # -- collect -----------------------------------------------------------------------------
     def ingest(self, paths, *, encoding: str | None = None, format: str | None = None,
@@ -40,7 +43,51 @@ class EmbeddedBackend:
         return report
 
     def after_write(self) -> None:
-        """Bring derived indexes up to the store (no-op until indexes exist)."""
+        """Bring derived indexes up to the store."""
+        self.index.catch_up(self.store)
+
+    # -- search (lexical index and engine) ---------------------------------------------------
+    @property
+    def index(self):
+        """The lexical index, opened on first use and caught up with the store."""
+        if self._index is None:
+            from .index.lexical import LexicalIndex
+
+            index = LexicalIndex(self.root, self._analyzer)
+            index.catch_up(self.store)
+            self._index = index
+        return self._index
+
+    @property
+    def engine(self):
+        if self._engine is None:
+            from .search.engine import Engine
+
+            self._engine = Engine(self.store, self.index)
+        return self._engine
+
+    def search(self, req):
+        """Run a SearchRequest; returns a SearchResult (see tgsearch.search.types)."""
+        return self.engine.search(req)
+
+    def reindex(self, on_progress=None) -> int:
+        """Throw the lexical index away and build it again from the store."""
+        import shutil
+
+        from .index.lexical import LexicalIndex
+
+        self._index = self._engine = None
+        path = self.root / "index" / "lexical"
+        if path.exists():
+            shutil.rmtree(path)
+        index = LexicalIndex(self.root, self._analyzer)
+        n = index.rebuild(self.store, on_progress=on_progress)
+        self._index = index
+        return n
+
+    def check(self) -> dict:
+        """Store/index drift: counts, ids missing on either side, high-water marks."""
+        return self.index.check(self.store)
 
     # -- read --------------------------------------------------------------------------------
     def get(self, post_id: str) -> Post:
@@ -50,7 +97,11 @@ class EmbeddedBackend:
         return self.store.iter_posts()
 
     def stats(self) -> dict:
-        return self.store.stats()
+        data = self.store.stats()
+        index = self.index
+        data["index"] = {"indexed": index.count(), "hwm": index.hwm(), "store_version": self.store.max_version(),
+                         "analyzer": f"{index.analyzer.name} {index.analyzer.version}"}
+        return data
 
     def close(self) -> None:
         self.store.close()

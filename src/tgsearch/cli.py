@@ -137,5 +137,130 @@ def show(post_id, db):
     out.print_json(json.dumps(backend.get(post_id).to_dict(), ensure_ascii=False))
 
 
+# -- search, serve, reindex, check -----------------------------------------------------------------
+def _day_option(value, name, end=False):
+    if not value:
+        return None
+    from .search.query import parse_day
+
+    return parse_day(value, f"--{name} {value}", len(name) + 3, end=end)
+
+
+@main.command()
+@click.argument("query", nargs=-1)
+@db_option
+@click.option("--limit", default=10, show_default=True, type=int)
+@click.option("--offset", default=0, type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print the whole result as JSON.")
+@click.option("--sort", type=click.Choice(["relevance", "date", "date_asc"]), default="relevance", show_default=True)
+@click.option("--mode", type=click.Choice(["hybrid", "lexical", "semantic"]), default="hybrid", show_default=True)
+@click.option("--channel", "channels", multiple=True, help="Channel slug or title (repeatable).")
+@click.option("--since", default=None, help="From this day, YYYY-MM-DD.")
+@click.option("--until", default=None, help="Up to this day, YYYY-MM-DD.")
+@click.option("--kind", type=click.Choice(["post", "article"]), default=None)
+def search(query, db, limit, offset, as_json, sort, mode, channels, since, until, kind):
+    """Search posts (see docs/query-language.md): words, "phrases", -exclude, OR, channel:, since:, ..."""
+    from .search.types import SearchRequest
+
+    backend = open_backend(db, create=False)
+    req = SearchRequest(q=" ".join(query), limit=limit, offset=offset, sort=sort, mode=mode, channels=tuple(channels),
+                        since=_day_option(since, "since"), until=_day_option(until, "until", end=True), kind=kind)
+    result = backend.search(req)
+    if as_json:
+        out.print_json(json.dumps(result.to_dict(), ensure_ascii=False))
+        return
+    import html as _html
+    import re as _re
+
+    out.print(f"{result.total} posts  ({result.took_ms:.1f} ms)", highlight=False)
+    for hit in result.hits:
+        marked = _re.sub(r"<mark>(.*?)</mark>", lambda m: "[bold yellow]" + _esc(_html.unescape(m.group(1))) + "[/]",
+                         _esc_outside(hit.snippet)).replace("\n", " ")
+        out.print(f"[bold]{_esc(hit.date or '')[:16]}[/]  [cyan]{_esc(hit.channel_title or hit.channel)}[/]  "
+                  f"{_esc(hit.url or hit.id)}  [dim]{hit.score:.3f}[/]", highlight=False)
+        if hit.title:
+            out.print(f"  [bold]{_esc(hit.title)}[/]", highlight=False)
+        out.print("  " + marked, highlight=False)
+
+
+def _esc(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def _esc_outside(snippet: str) -> str:
+    """Escape rich markup in an HTML snippet while keeping <mark> tags; unescape HTML entities outside them."""
+    import html as _html
+    import re as _re
+
+    parts = _re.split(r"(<mark>.*?</mark>)", snippet)
+    return "".join(p if p.startswith("<mark>") else _esc(_html.unescape(p)) for p in parts)
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def check_bind(host: str, token: str | None) -> None:
+    """Refuse to expose the server beyond this machine without a token."""
+    if host not in LOOPBACK and not host.startswith("127.") and not token:
+        raise click.UsageError(f"refusing to listen on {host} without a token: pass --token or set TGSEARCH_TOKEN "
+                               "(or bind 127.0.0.1)")
+
+
+@main.command()
+@db_option
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--token", envvar="TGSEARCH_TOKEN", default=None,
+              help="Require 'Authorization: Bearer TOKEN' on the API (and a login in the UI). Env: TGSEARCH_TOKEN.")
+def serve(db, host, port, token):
+    """Run the web UI and HTTP API (docs at /api/docs)."""
+    check_bind(host, token)
+    import uvicorn
+
+    from .api.app import create_app
+
+    backend = open_backend(db)
+    backend.index  # open and catch up before taking requests
+    err.print(f"tgsearch: http://{host}:{port}/  (API docs: /api/docs; store: {backend.root})", highlight=False)
+    uvicorn.run(create_app(backend, token=token), host=host, port=port, log_level="warning")
+
+
+@main.command()
+@db_option
+def reindex(db):
+    """Rebuild the search index from the store (after an analyzer upgrade or index damage)."""
+    import time as _time
+
+    backend = open_backend(db, create=False)
+    started = _time.perf_counter()
+    n = backend.reindex()
+    took = _time.perf_counter() - started
+    out.print(f"indexed {n} posts in {took:.1f} s ({n / max(took, 1e-9):.0f} posts/s)", highlight=False)
+
+
+@main.command()
+@db_option
+@click.option("--json", "as_json", is_flag=True)
+def check(db, as_json):
+    """Compare the search index with the store: counts, missing ids, high-water marks."""
+    backend = open_backend(db, create=False)
+    report = backend.check()
+    if as_json:
+        out.print_json(json.dumps(report, ensure_ascii=False))
+    else:
+        out.print(f"store: {report['store_posts']} posts (version {report['store_version']})  "
+                  f"index: {report['indexed_posts']} posts (hwm {report['hwm']})  analyzer: {report['analyzer']}",
+                  highlight=False)
+        if report["missing_count"]:
+            out.print(f"missing from index: {report['missing_count']} e.g. {', '.join(report['missing'][:5])}", highlight=False)
+        if report["extra_count"]:
+            out.print(f"in index but not in store: {report['extra_count']} e.g. {', '.join(report['extra'][:5])}", highlight=False)
+        out.print("ok" if report["ok"] else "drift: run `tgsearch reindex`", highlight=False)
+    if not report["ok"]:
+        sys.exit(3)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

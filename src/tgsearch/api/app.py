@@ -1,0 +1,145 @@
+"""The HTTP API (FastAPI): search, posts, stats, health; OpenAPI docs at /api/docs.
+
+`create_app(backend, token)` also mounts the web UI (tgsearch.web.routes) when it is
+installed. With a token, every /api request needs `Authorization: Bearer <token>`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import html
+import json
+from datetime import date
+from pathlib import Path
+
+from fastapi import FastAPI, Query as Param, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from .. import __version__
+from ..errors import QueryError, TgsearchError
+from ..search.query import parse_day
+from ..search.types import SearchRequest
+
+QUERY_DOC = Path(__file__).resolve().parent.parent / "search" / "query_language.md"
+
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+       "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+
+
+def _description() -> str:
+    head = ("Search Telegram channels, groups and the articles they carry. Errors are JSON "
+            '`{"error", "message", ...}`; a query that cannot be parsed is a 400 with the 0-based `position`.\n\n')
+    try:
+        return head + QUERY_DOC.read_text(encoding="utf-8")
+    except OSError:
+        return head
+
+
+def _day(value: str | None, name: str, *, end: bool = False) -> date | None:
+    if not value:
+        return None
+    try:
+        return parse_day(value, value, 0, end=end)
+    except QueryError as e:
+        raise QueryError(f"{name}: {e.reason}", value, None) from None
+
+
+def create_app(backend, token: str | None = None) -> FastAPI:
+    app = FastAPI(title="tgsearch", version=__version__, description=_description(),
+                  docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
+    app.state.backend = backend
+    app.state.token = token or None
+
+    @app.exception_handler(TgsearchError)
+    async def tgsearch_error(request: Request, exc: TgsearchError):
+        if isinstance(exc, QueryError):
+            body = exc.to_dict()
+        else:
+            body = {"error": type(exc).__name__.removesuffix("Error").lower() or "error", "message": exc.message}
+        return JSONResponse(body, status_code=exc.status)
+
+    @app.get("/api/search", summary="Search posts (query language in the description above)")
+    def search(
+        q: str = Param("", description="Query, see the query language above"),
+        limit: int = Param(20, ge=0, le=200),
+        offset: int = Param(0, ge=0),
+        sort: str = Param("relevance", description="relevance | date (newest first) | date_asc"),
+        mode: str = Param("hybrid", description="hybrid | lexical | semantic (hybrid = every retriever available)"),
+        channel: list[str] = Param([], description="Channel slug or title (repeatable, OR-ed)"),
+        since: str | None = Param(None, description="From this day (YYYY-MM-DD), inclusive"),
+        until: str | None = Param(None, description="Up to this day (YYYY-MM-DD), inclusive"),
+        kind: str | None = Param(None, description="post | article"),
+        publication: str | None = Param(None),
+        facets: bool = Param(False, description="Add channel/publication/month facets and a timeline"),
+        interval: str = Param("auto", description="Timeline bucket: auto | day | week | month"),
+    ):
+        if kind and kind not in ("post", "article"):
+            raise QueryError(f"kind must be post or article, not {kind!r}", q)
+        if interval not in ("auto", "day", "week", "month"):
+            raise QueryError(f"interval must be auto, day, week or month, not {interval!r}", q)
+        req = SearchRequest(q=q, limit=limit, offset=offset, sort=sort, mode=mode, channels=tuple(channel),
+                            since=_day(since, "since"), until=_day(until, "until", end=True), kind=kind,
+                            publication=publication, facets=facets, interval=interval)
+        return backend.search(req).to_dict()
+
+    @app.get("/api/posts/{post_id:path}", summary="One post with every field")
+    def post(post_id: str):
+        return backend.get(post_id).to_dict()
+
+    @app.get("/api/stats", summary="Counts: posts, channels, dates, files, index state")
+    def stats():
+        return json.loads(json.dumps(backend.stats(), ensure_ascii=False, default=str))
+
+    @app.get("/api/health", summary="200 when the store and index are ready")
+    def health():
+        index = backend.index
+        return {"status": "ok", "indexed": index.count(), "hwm": index.hwm()}
+
+    @app.get("/api/docs", include_in_schema=False, response_class=HTMLResponse)
+    def docs():
+        return _docs_page(app)
+
+    try:
+        from ..web.routes import mount
+    except ImportError:
+        _install_security(app)
+    else:
+        mount(app, backend, token)  # the web UI brings its own token check (cookie + bearer) and CSP
+    return app
+
+
+def _install_security(app: FastAPI) -> None:
+    """Bearer-token check on /api and security headers, for when the web UI is not installed."""
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next):
+        token = request.app.state.token
+        if token and request.url.path.startswith("/api"):
+            scheme, _, value = request.headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token.encode()):
+                return JSONResponse({"error": "auth", "message": "send 'Authorization: Bearer <token>'"},
+                                    status_code=401, headers={"www-authenticate": 'Bearer realm="tgsearch"',
+                                                              "content-security-policy": CSP})
+        response = await call_next(request)
+        response.headers.setdefault("content-security-policy", CSP)
+        response.headers.setdefault("x-content-type-options", "nosniff")
+        return response
+
+
+def _docs_page(app: FastAPI) -> str:
+    """API reference rendered on the server (works offline, no scripts): endpoints, parameters,
+    and the query language; the machine-readable spec is /api/openapi.json."""
+    spec = app.openapi()
+    rows = []
+    for path, methods in spec.get("paths", {}).items():
+        for method, op in methods.items():
+            params = "".join(
+                f"<li><code>{html.escape(p['name'])}</code> ({html.escape(p['in'])}): "
+                f"{html.escape(p.get('description', '') or p.get('schema', {}).get('type', ''))}</li>"
+                for p in op.get("parameters", []))
+            rows.append(f"<h3><code>{method.upper()} {html.escape(path)}</code></h3><p>{html.escape(op.get('summary', ''))}</p>"
+                        f"<ul>{params}</ul>")
+    return (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>tgsearch API</title></head><body>"
+            f"<h1>tgsearch API {html.escape(spec['info']['version'])}</h1>"
+            f"<p>OpenAPI: <a href=\"/api/openapi.json\">/api/openapi.json</a></p>{''.join(rows)}"
+            f"<h2>Query language</h2><pre>{html.escape(spec['info'].get('description', ''))}</pre></body></html>")
