@@ -1,0 +1,178 @@
+"""The Russian-aware analyzer used by the lexical index and the query parser.
+
+Term scheme (positions = list index; `tokens`, `index_terms` and `exact_terms` are aligned 1:1):
+
+* a word gives its lemma (index) and its normalized form (exact);
+* a hyphenated compound gives the whole compound first, then each part:
+  "в Усть-Каменогорске" → index ["в", "усть-каменогорск", "усть", "каменогорск"],
+  exact ["в", "усть-каменогорске", "усть", "каменогорске"]. A query for the whole word matches
+  the single compound term; a query for a part matches the part term. Parts shift the
+  positions of what follows by the number of parts; a phrase query analysed with the same
+  analyzer gets the same shift, so phrases still line up. Compound parts are not emitted for
+  clitics (кто-то, из-за, по-русски);
+* numbers, codes, URLs, #hashtags and @mentions give their normalized form in both lists
+  ("7,8" → "7.8", "15 000" → "15000", "$56" → "56", "2025-го" → "2025").
+
+Both term lists are produced from a per-surface cache (a dict whose misses analyse the surface),
+so the hot path is one regex findall plus C-level dict lookups.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from itertools import chain
+
+from tgsearch.analyze.lemmatize import Lemmatizer
+from tgsearch.analyze.normalize import normalize, prepare, prepare_with_offsets
+from tgsearch.analyze.tokenize import WORD, find_surfaces, iter_surfaces, split
+from tgsearch.analyze.translit import to_cyrillic, to_latin
+
+VERSION = "1"
+MAX_QUERY_LEMMAS = 12
+# Surfaces cached before the caches are dropped and rebuilt (bounds memory on huge corpora).
+MAX_CACHED_SURFACES = 1_000_000
+
+_HAS_LATIN = frozenset("abcdefghijklmnopqrstuvwxyzäöüūıçşğñčšžŝëèéėâûʹ′ʺ″")
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    text: str  # surface form as in the original text
+    norm: str  # normalized form (NFKC, casefold, ё→е, soft hyphen/zero-width removed)
+    start: int  # char offsets into the ORIGINAL text
+    end: int
+    kind: str  # "word" | "number" | "code" | "url" | "hashtag" | "mention"
+
+
+class _SurfaceCache(dict):
+    """surface → tuple of terms; a miss analyses the surface and fills both caches."""
+
+    __slots__ = ("_fill", "_slot")
+
+    def __init__(self, fill, slot: int):
+        super().__init__()
+        self._fill = fill
+        self._slot = slot
+
+    def __missing__(self, surface: str):
+        return self._fill(surface)[self._slot]
+
+
+class Analyzer:
+    name: str = "ru-lemma"
+    version: str = VERSION
+
+    def __init__(self) -> None:
+        self.lemmatizer = Lemmatizer()
+        self._index = _SurfaceCache(self._fill, 1)
+        self._exact = _SurfaceCache(self._fill, 0)
+        self._index_get = self._index.__getitem__
+        self._exact_get = self._exact.__getitem__
+
+    # -- cache ---------------------------------------------------------------------------
+
+    def _fill(self, surface: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        norms = []
+        lemmas = []
+        for kind, norm, _start, _end in split(surface):
+            norms.append(norm)
+            lemmas.append(self.lemmatizer.lemma(norm) if kind == WORD else norm)
+        value = (tuple(norms), tuple(lemmas))
+        dict.__setitem__(self._exact, surface, value[0])
+        dict.__setitem__(self._index, surface, value[1])
+        return value
+
+    def _bound_cache(self) -> None:
+        if len(self._index) > MAX_CACHED_SURFACES:
+            self._index.clear()
+            self._exact.clear()
+            self.lemmatizer.clear()
+
+    def cache_size(self) -> dict[str, int]:
+        return {"surfaces": len(self._index), "lemmas": len(self.lemmatizer)}
+
+    # -- API -----------------------------------------------------------------------------
+
+    def tokens(self, text: str) -> list[Token]:
+        """Tokens with offsets into `text` (for snippets); aligned 1:1 with index_terms."""
+        prepared, starts, ends = prepare_with_offsets(text)
+        out: list[Token] = []
+        for m in iter_surfaces(prepared):
+            base = m.start()
+            for kind, norm, a, b in split(m.group()):
+                start = starts[base + a]
+                end = ends[base + b - 1]
+                out.append(Token(text[start:end], norm, start, end, kind))
+        return out
+
+    def lemma(self, norm: str) -> str:
+        """The one index lemma of a normalized word (cached)."""
+        return self.lemmatizer.lemma(norm)
+
+    def index_terms(self, text: str) -> list[str]:
+        terms = list(chain.from_iterable(map(self._index_get, find_surfaces(prepare(text)))))
+        self._bound_cache()
+        return terms
+
+    def exact_terms(self, text: str) -> list[str]:
+        terms = list(chain.from_iterable(map(self._exact_get, find_surfaces(prepare(text)))))
+        self._bound_cache()
+        return terms
+
+    def terms(self, text: str) -> tuple[list[str], list[str]]:
+        """(index_terms, exact_terms) with one tokenization pass."""
+        surfaces = find_surfaces(prepare(text))
+        index = list(chain.from_iterable(map(self._index_get, surfaces)))
+        exact = list(chain.from_iterable(map(self._exact_get, surfaces)))
+        self._bound_cache()
+        return index, exact
+
+    def query_lemmas(self, word: str) -> list[str]:
+        """Index terms a query word should match, best first (at most MAX_QUERY_LEMMAS).
+
+        Its own lemma first, then other parses' lemmas and surname-paradigm lemmas, then
+        transliterations: Latin → lemmas of Cyrillic candidates, Cyrillic → Latin spellings.
+        Non-words (numbers, codes, URLs, hashtags, mentions) match only their normal form.
+        """
+        surfaces = find_surfaces(prepare(word.strip()))
+        if not surfaces:
+            return []
+        if len(surfaces) > 1:
+            # "Касым Жомарт" or "ust'kamenogorsk"-like input: analyse it as one hyphenless word
+            # is wrong, so use the first token only; callers split phrases themselves.
+            surfaces = surfaces[:1]
+        kind, norm, _a, _b = split(surfaces[0])[0]
+        if kind != WORD:
+            return [norm]
+        lem = self.lemmatizer
+        out = lem.alternatives(norm)
+        if _HAS_LATIN.intersection(norm):
+            for rank, candidate in enumerate(to_cyrillic(norm)):
+                extra = lem.alternatives(candidate) if rank < 2 else [lem.lemma(candidate)]
+                for item in extra:
+                    if item not in out:
+                        out.append(item)
+        else:
+            for base in out[:2]:
+                for latin in to_latin(base):
+                    if latin not in out:
+                        out.append(latin)
+        return out[:MAX_QUERY_LEMMAS]
+
+
+_default: Analyzer | None = None
+_lock = threading.Lock()
+
+
+def default_analyzer() -> Analyzer:
+    """Process-wide shared Analyzer (pymorphy3 dictionaries load once, caches are shared)."""
+    global _default
+    if _default is None:
+        with _lock:
+            if _default is None:
+                _default = Analyzer()
+    return _default
+
+
+__all__ = ["Analyzer", "Token", "VERSION", "default_analyzer", "normalize"]

@@ -1,0 +1,124 @@
+"""Lemmatization with pymorphy3 plus a deterministic fallback for words it does not know.
+
+Index side (`lemma`) returns exactly one lemma per normalized word:
+
+* words in the pymorphy dictionary → normal form of the first parse;
+* hyphenated words → the dictionary normal form if pymorphy knows the whole word
+  (Нур-Султане → нур-султан), else the part lemmas joined ("усть-каменогорск");
+* Cyrillic words the dictionary does not know (surnames, Kazakh places, new terms) → the word
+  with its case/adjective ending stripped. pymorphy's predictor guesses a different normal form
+  for different forms of the same unknown name (токаева → "токаева", токаеву → "токаев"), while
+  stripping endings is consistent: Токаева/Токаеву/Токаевым → "токаев", Орбаном/Орбану →
+  "орбан". For consonant-final names (most surnames and place names) the stem is the lemma;
+* anything else (Latin, mixed) → itself.
+
+Query side (`query_lemmas`) returns every lemma the index may hold for any form of the word:
+the index lemma, the other parses' normal forms, and, for surname-shaped words, the index
+lemmas of the whole surname paradigm. The paradigm step is what makes "Токаеву" find
+"Токаев": the dictionary knows "токаев" only as the genitive plural of "токай".
+"""
+
+from __future__ import annotations
+
+import re
+
+import pymorphy3
+
+_CYRILLIC_WORD = re.compile(r"[а-яёәғқңөұүһіїєў]+")
+
+# Longest first. -ов/-ев/-ин are never stripped: they are the stems of surnames.
+_ENDINGS = tuple(sorted(
+    "ами ями ого его ому ему ыми ими "
+    "ой ей ий ый ая яя ое ее ую юю ом ем ам ям ах ях ых их ым им ою ею ые ие "
+    "а я у ю е ы и о".split(),
+    key=len, reverse=True,
+))
+_MIN_STEM = 3
+_VOWELS = set("аеиоуыэюяәөұүі")
+
+_SURNAME = re.compile(r"(\w{2,}?(?:ов|ев|ин|ын))(?:а|у|ым|ом|е|ой|ою|ы|ых|ыми)?")
+_SURNAME_ENDINGS = ("", "а", "у", "ым", "ом", "е", "ой", "ы", "ых", "ыми")
+
+# Alternative parses below this share of the first parse's score are not worth matching.
+_MIN_RELATIVE_SCORE = 0.05
+
+
+def _is_surname_form(word: str) -> bool:
+    m = _SURNAME.fullmatch(word)
+    return m is not None and m.group(1) != word
+
+
+def strip_ending(word: str) -> str:
+    """Stem of an unknown Cyrillic word (see module docstring)."""
+    for ending in _ENDINGS:
+        if word.endswith(ending) and len(word) - len(ending) >= _MIN_STEM:
+            return word[: -len(ending)]
+    if word.endswith("й") and len(word) > _MIN_STEM and word[-2] in _VOWELS:
+        return word[:-1]  # Абай / Абая / Абаем → "аба"
+    return word
+
+
+class Lemmatizer:
+    """pymorphy3 with a dict cache; one instance per process is enough (see default_analyzer)."""
+
+    def __init__(self) -> None:
+        self.morph = pymorphy3.MorphAnalyzer()
+        self._cache: dict[str, str] = {}
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+    def clear(self) -> None:
+        self._cache.clear()
+
+    def lemma(self, word: str) -> str:
+        """Index lemma of one normalized (folded) word."""
+        hit = self._cache.get(word)
+        if hit is None:
+            hit = self._cache[word] = self._compute(word)
+        return hit
+
+    def _compute(self, word: str) -> str:
+        if "-" in word:
+            parts = word.split("-")
+            if all(parts) and self.morph.word_is_known(word):
+                return _e(self.morph.parse(word)[0].normal_form)
+            return "-".join(self.lemma(p) if p else p for p in parts)
+        if not _CYRILLIC_WORD.fullmatch(word):
+            return word
+        if self.morph.word_is_known(word):
+            return _e(self.morph.parse(word)[0].normal_form)
+        stem = strip_ending(word)
+        if stem != word and word[-1] not in _VOWELS and not _is_surname_form(word):
+            # Касым, Рахим, Мукан: a consonant-final nominative that only looks like a case
+            # ending. Trust pymorphy's predictor when it reads the word as a noun's own lemma.
+            tag = (p := self.morph.parse(word)[0]).tag
+            if tag.POS == "NOUN" and "nomn" in tag and _e(p.normal_form) == word:
+                return word
+        return stem
+
+    def alternatives(self, word: str) -> list[str]:
+        """Index lemma first, then other lemmas worth matching for a query word."""
+        out = [self.lemma(word)]
+        if _CYRILLIC_WORD.fullmatch(word):
+            parses = self.morph.parse(word)
+            top = parses[0].score or 1.0
+            for p in parses:
+                if p.score >= top * _MIN_RELATIVE_SCORE:
+                    # Only values lemma() can return are ever in the index.
+                    _add(out, self.lemma(_e(p.normal_form)))
+            m = _SURNAME.fullmatch(word)
+            if m:
+                stem = m.group(1)
+                for ending in _SURNAME_ENDINGS:
+                    _add(out, self.lemma(stem + ending))
+        return out
+
+
+def _e(word: str) -> str:
+    return word.replace("ё", "е")
+
+
+def _add(out: list[str], item: str) -> None:
+    if item not in out:
+        out.append(item)

@@ -1,0 +1,111 @@
+"""Regex tokenizer: one compiled alternation, run on `normalize.prepare()` output.
+
+A match ("surface") is later expanded by `split()` into one or more pieces:
+
+* plain word / number / code / url / hashtag / mention → one piece;
+* hyphenated compound (Усть-Каменогорск, Касым-Жомарт, COVID-19, 2020-2025) → the whole
+  compound first, then each part ("усть-каменогорск", "усть", "каменогорск"). Parts are
+  not emitted for clitics and adverbial prefixes (кто-то, из-за, по-русски, во-первых);
+* "2025-го", "90-х" → the number alone ("2025"), the ordinal ending is dropped;
+* "Касым- Жомарт" (space after the hyphen, capital after it) is read as "Касым-Жомарт";
+* "15 000" → number "15000"; "7,8" and "7.8" → number "7.8";
+* currency signs, %, emoji and other symbols are not tokens ("$56" → "56").
+"""
+
+from __future__ import annotations
+
+import re
+
+from tgsearch.analyze.normalize import fold
+
+_L = r"[^\W\d_]"  # a letter of any script (Cyrillic incl. Kazakh ә ғ қ ң ө ұ ү һ і, Latin…)
+_AN = r"[^\W_]"  # letter or digit
+_UP = "A-ZА-ЯЁӘҒҚҢӨҰҮҺІЄЇЎ"
+_APOS = "'\u2019\u02bc"
+_HYPHENS = "\\-\u2010\u2011"
+
+_URL_END = r"[^\s<>\"'()\[\]{}«».,:;!?…]"
+_URL_MID = r"[^\s<>\"'()\[\]{}«»]"
+_URL = rf"(?:[Hh][Tt][Tt][Pp][Ss]?://|[Ww][Ww][Ww]\.){_URL_MID}*{_URL_END}"
+_TLDS = "ru|kz|com|org|net|me|io|ua|by|uz|kg|tj|am|ge|az|info|gov|edu|su|tv|news|online|app|dev|co|uk|de|fr|eu|us|cn|tr"
+_DOMAIN = (
+    rf"(?<![\w@.\-])[A-Za-z][A-Za-z0-9\-]*(?:\.[A-Za-z0-9\-]+)*\.(?:{_TLDS})(?![\w\-])"
+    rf"(?:/(?:{_URL_MID}*{_URL_END})?)?"
+)
+_MENTION = r"(?<![\w@])@\w+"
+_HASHTAG = r"(?<![\w#&/])#\w+"
+_THOUSANDS = r"(?<![\w.,])\d{1,3}(?:\x20\d{3})+(?![\w.,]|\x20\d)"
+_SEG = rf"(?:\d+(?:[.,]\d+)+|{_AN}+(?:[{_APOS}]{_L}+)*(?:[{_APOS}](?=[{_HYPHENS}]))?)"
+_HYPHEN = rf"(?:[{_HYPHENS}]|(?<={_L})-\x20(?=[{_UP}]))"
+_COMPOUND = rf"{_SEG}(?:{_HYPHEN}{_SEG})*"
+
+TOKEN_RE = re.compile("|".join([_URL, _DOMAIN, _MENTION, _HASHTAG, _THOUSANDS, _COMPOUND]))
+find_surfaces = TOKEN_RE.findall
+iter_surfaces = TOKEN_RE.finditer
+
+_SEG_RE = re.compile(_SEG)
+_DIGITS_RE = re.compile(r"\d+(?:[.,]\d+)*")
+_ORDINAL_END_RE = re.compile(r"[а-я]{1,3}")
+
+# A compound with one of these parts is indexed whole only: its parts carry no meaning alone.
+_CLITICS = frozenset({"то", "либо", "нибудь", "ка", "таки", "кое", "кой", "де"})
+_PREFIXES = frozenset({"по", "во", "в", "из", "вс"})
+
+WORD, NUMBER, CODE, URL, HASHTAG, MENTION = "word", "number", "code", "url", "hashtag", "mention"
+
+
+def _seg_kind(seg: str) -> str:
+    if _DIGITS_RE.fullmatch(seg):
+        return NUMBER
+    for ch in seg:
+        if ch.isdigit():
+            return CODE
+    return WORD
+
+
+def _number_norm(seg: str) -> str:
+    return seg.replace(" ", "").replace(",", ".")
+
+
+def _is_url(surface: str) -> bool:
+    head = surface[:8].lower()
+    if head.startswith(("http://", "https://", "www.")):
+        return True
+    return "." in surface and surface[0].isascii() and surface[0].isalpha() and _DOMAIN_RE.fullmatch(surface) is not None
+
+
+_DOMAIN_RE = re.compile(_DOMAIN)
+
+
+def split(surface: str) -> list[tuple[str, str, int, int]]:
+    """Pieces of one surface: [(kind, norm, start, end)], offsets relative to the surface.
+
+    The first piece is always the whole surface; compound parts (if any) follow.
+    """
+    n = len(surface)
+    first = surface[0]
+    if first == "#":
+        return [(HASHTAG, fold(surface), 0, n)]
+    if first == "@":
+        return [(MENTION, fold(surface), 0, n)]
+    if first.isdigit() and " " in surface:
+        return [(NUMBER, _number_norm(surface), 0, n)]
+    if _is_url(surface):
+        return [(URL, fold(surface), 0, n)]
+    segs = [(m.group(), m.start(), m.end()) for m in _SEG_RE.finditer(surface)]
+    if len(segs) == 1:
+        kind = _seg_kind(surface)
+        return [(kind, _number_norm(surface) if kind == NUMBER else fold(surface), 0, n)]
+    parts = []
+    for seg, s, e in segs:
+        kind = _seg_kind(seg)
+        parts.append((kind, _number_norm(seg) if kind == NUMBER else fold(seg).rstrip("'"), s, e))
+    if len(parts) == 2 and parts[0][0] == NUMBER and _ORDINAL_END_RE.fullmatch(parts[1][1]):
+        return [(NUMBER, parts[0][1], 0, n)]
+    kinds = {p[0] for p in parts}
+    whole_kind = WORD if kinds == {WORD} else CODE
+    whole = (whole_kind, "-".join(p[1] for p in parts), 0, n)
+    norms = [p[1] for p in parts]
+    if _CLITICS.intersection(norms) or norms[0] in _PREFIXES:
+        return [whole]
+    return [whole, *parts]
