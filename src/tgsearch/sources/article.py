@@ -82,6 +82,12 @@ def _nonblank(lines: list[str]) -> list[int]:
     return [i for i, line in enumerate(lines) if line.strip()]
 
 
+def _tail(lines: list[str]) -> list[int]:
+    """Indexes of the trailer zone: the last lines, never the first half (where bylines live)."""
+    idx = _nonblank(lines)
+    return idx[max(len(idx) - TAIL_LINES, len(idx) // 2):]
+
+
 def parse_text_article(text: str) -> Article:
     art = Article()
     lines = [line for line in tidy(text).split("\n")]
@@ -105,7 +111,7 @@ def parse_text_article(text: str) -> Article:
 def _strip_trailer(lines: list[str], art: Article) -> list[str]:
     source_title = ""
     # Source / translator lines, anywhere in the last lines.
-    tail = _nonblank(lines)[-TAIL_LINES:]
+    tail = _tail(lines)
     drop = set()
     for i in tail:
         s = lines[i].strip()
@@ -124,8 +130,7 @@ def _strip_trailer(lines: list[str], art: Article) -> list[str]:
             drop.add(i)
     lines = [line for i, line in enumerate(lines) if i not in drop]
     # An "Авторы:" block: names (with or without bios) to the end.
-    tail = _nonblank(lines)[-TAIL_LINES:]
-    for i in tail:
+    for i in _tail(lines):
         m = _AUTHORS_HEAD.match(lines[i].strip())
         if not m:
             continue
@@ -145,8 +150,8 @@ def _strip_trailer(lines: list[str], art: Article) -> list[str]:
             lines = lines[:i]
         break
     # An author box: the name twice (e.g. caption + heading), then a bio.
-    idx = _nonblank(lines)
-    for a, b in zip(idx[-6:], idx[-5:]):
+    idx = _tail(lines)[-6:]
+    for a, b in zip(idx, idx[1:]):
         if lines[a].strip() == lines[b].strip() and _name_like(lines[a]):
             art.author = art.author or lines[a].strip()
             lines = lines[:a]
@@ -219,7 +224,7 @@ _CHROME_CLASS = re.compile(r"share|social|cookie|consent|related|recommend|banne
 
 def parse_html_article(html: str, origin: str = "") -> Article:
     art = _from_trafilatura(html)
-    fallback = _from_selectolax(html)
+    fallback = extract_with_selectolax(html)
     if art is None or len(art.text) < 0.3 * len(fallback.text):
         art = fallback
     else:
@@ -264,6 +269,9 @@ def _to_date(value) -> datetime | None:
         return parse_date(text)
 
 
+_SPACE_BEFORE_PUNCT = re.compile(r"\s+([.,;:!?»)])")
+
+
 def _meta(tree, *names: str) -> str:
     for name in names:
         for attr in ("property", "name", "itemprop"):
@@ -273,10 +281,11 @@ def _meta(tree, *names: str) -> str:
     return ""
 
 
-def _from_selectolax(html: str) -> Article:
-    from selectolax.parser import HTMLParser
+def extract_with_selectolax(html: str) -> Article:
+    """The fallback extractor: the page minus scripts, navigation and chrome blocks."""
+    from selectolax.lexbor import LexborHTMLParser
 
-    tree = HTMLParser(html)
+    tree = LexborHTMLParser(html)
     art = Article()
     art.title = _meta(tree, "og:title", "twitter:title")
     if not art.title:
@@ -305,7 +314,7 @@ def _from_selectolax(html: str) -> Article:
         for node in root.css("h1,h2,h3,h4,p,li,blockquote,pre"):
             if node.css_first("p,li") is not None and node.tag in ("li", "blockquote"):
                 continue  # its inner paragraphs are listed on their own
-            text = node.text(separator=" ", strip=True)
+            text = _SPACE_BEFORE_PUNCT.sub(r"\1", node.text(separator=" ", strip=True))
             if text:
                 paragraphs.append(f"- {text}" if node.tag == "li" else text)
         for a in root.css("a[href]"):
