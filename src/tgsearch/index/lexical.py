@@ -14,11 +14,11 @@ import json
 import multiprocessing
 import os
 import shutil
+import sqlite3
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import tantivy
 
@@ -72,19 +72,43 @@ class Analyzed:
     has_link: bool
 
 
+def _terms(analyzer, text: str) -> tuple[str, str]:
+    if not text:
+        return "", ""
+    if hasattr(analyzer, "terms"):  # one tokenization pass for both
+        lemmas, norms = analyzer.terms(text)
+    else:
+        lemmas, norms = analyzer.index_terms(text), analyzer.exact_terms(text)
+    return " ".join(lemmas), " ".join(norms)
+
+
+def _analyze(analyzer, pid, channel, title, text, publication, kind, date_iso, links_json) -> Analyzed:
+    title_l, title_x = _terms(analyzer, title)
+    body_l, body_x = _terms(analyzer, text)
+    ts = None
+    if date_iso:
+        ts = int(datetime.fromisoformat(date_iso.replace("Z", "+00:00")).timestamp())
+    return Analyzed(pid, title_l, body_l, title_x, body_x, channel, publication, kind, ts,
+                    links_json not in ("", "[]") or "http://" in text or "https://" in text)
+
+
 def analyze_post(analyzer, post: Post) -> Analyzed:
-    return Analyzed(
-        id=post.id,
-        title=" ".join(analyzer.index_terms(post.title)) if post.title else "",
-        body=" ".join(analyzer.index_terms(post.text)),
-        exact_title=" ".join(analyzer.exact_terms(post.title)) if post.title else "",
-        exact_body=" ".join(analyzer.exact_terms(post.text)),
-        channel=post.channel,
-        publication=post.publication,
-        kind=post.kind,
-        ts=int(post.date.timestamp()) if post.date else None,
-        has_link=bool(post.links) or "http://" in post.text or "https://" in post.text,
-    )
+    d = post.to_dict()
+    return _analyze(analyzer, post.id, post.channel, post.title, post.text, post.publication, post.kind,
+                    d["date"], "[]" if not post.links else "[1]")
+
+
+_COLUMNS = "id, channel, title, text, publication, kind, date, links"
+
+
+def _analyze_range(db_path: str, lo: int, hi: int) -> list[Analyzed]:
+    """Analyze the posts with lo < version <= hi, reading them straight from SQLite."""
+    global _worker_conn
+    if _worker_conn is None or _worker_conn[0] != db_path:
+        _worker_conn = (db_path, sqlite3.connect(db_path, timeout=30))
+    rows = _worker_conn[1].execute(
+        f"SELECT {_COLUMNS} FROM posts WHERE version > ? AND version <= ? ORDER BY version", (lo, hi)).fetchall()
+    return [_analyze(_worker_analyzer, *row) for row in rows]
 
 
 def to_document(a: Analyzed) -> tantivy.Document:
@@ -108,21 +132,28 @@ def to_document(a: Analyzed) -> tantivy.Document:
 
 # -- analysis worker pool (fork: workers inherit the parent's loaded analyzer) -----------------
 _worker_analyzer = None
+_worker_conn = None
 
 
-def _analyze_batch(posts: list[Post]) -> list[Analyzed]:
-    return [analyze_post(_worker_analyzer, p) for p in posts]
+def _ranges(versions: list[int], start: int, size: int) -> list[tuple[int, int]]:
+    out, lo = [], start
+    for i in range(size - 1, len(versions), size):
+        out.append((lo, versions[i]))
+        lo = versions[i]
+    if versions and lo < versions[-1]:
+        out.append((lo, versions[-1]))
+    return out
 
 
-def _batches(items: Iterable, size: int) -> Iterator[list]:
-    batch = []
-    for item in items:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+def _bounded(pool, db_path: str, ranges: list[tuple[int, int]], depth: int):
+    """Results in order, with at most `depth` batches in flight (bounded memory at 1M posts)."""
+    pending = []
+    for lo, hi in ranges:
+        pending.append(pool.submit(_analyze_range, db_path, lo, hi))
+        if len(pending) >= depth:
+            yield pending.pop(0).result()
+    for fut in pending:
+        yield fut.result()
 
 
 class LexicalIndex:
@@ -211,28 +242,33 @@ class LexicalIndex:
         return self._write(store, 0, replace=False, on_progress=on_progress)
 
     def _write(self, store: Store, start: int, *, replace: bool, on_progress=None) -> int:
-        pending = store.max_version() - start
-        items = store.iter_since(start)
-        pool = None
-        if self.workers > 1 and pending >= POOL_MIN:
-            global _worker_analyzer
-            _worker_analyzer = self.analyzer
-            pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("fork"))
+        versions = [v for (v,) in store.conn.execute("SELECT version FROM posts WHERE version > ? ORDER BY version", (start,))]
+        if not versions:
+            return 0
+        ranges = _ranges(versions, start, BATCH)
+        global _worker_analyzer
+        _worker_analyzer = self.analyzer
+        db_path = str(store.path)
+        big = self.workers > 1 and len(versions) >= POOL_MIN
+        pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("fork")) if big else None
         try:
-            writer = self.index.writer(WRITER_HEAP, 2 if pending >= POOL_MIN else 1)
-            done, top = 0, start
+            if pool is None:
+                batches = (_analyze_range(db_path, lo, hi) for lo, hi in ranges)
+            else:
+                batches = _bounded(pool, db_path, ranges, self.workers * 3)
+            writer = self.index.writer(WRITER_HEAP, 1)
+            done = 0
             try:
-                for analyzed_batch, top_version in self._analyzed(items, pool):
-                    for a in analyzed_batch:
+                for batch in batches:
+                    for a in batch:
                         if replace:
                             writer.delete_documents_by_term("id", a.id)
                         writer.add_document(to_document(a))
-                    done += len(analyzed_batch)
-                    top = max(top, top_version)
+                    done += len(batch)
                     if on_progress:
                         on_progress(done)
                 writer.delete_documents_by_term("id", META_ID)
-                writer.add_document(tantivy.Document(id=META_ID, hwm=top))
+                writer.add_document(tantivy.Document(id=META_ID, hwm=versions[-1]))
                 writer.commit()
                 writer.wait_merging_threads()
             except BaseException:
@@ -243,22 +279,6 @@ class LexicalIndex:
                 pool.shutdown()
         self.index.reload()
         return done
-
-    def _analyzed(self, items: Iterator[tuple[int, Post]], pool) -> Iterator[tuple[list[Analyzed], int]]:
-        batches = ((b, max(v for v, _ in b)) for b in _batches(items, BATCH))
-        if pool is None:
-            for batch, top in batches:
-                yield [analyze_post(self.analyzer, p) for _, p in batch], top
-            return
-        # Keep a few batches in flight so both workers stay busy while tantivy writes.
-        in_flight = []
-        for batch, top in batches:
-            in_flight.append((pool.submit(_analyze_batch, [p for _, p in batch]), top))
-            if len(in_flight) >= self.workers * 2:
-                fut, t = in_flight.pop(0)
-                yield fut.result(), t
-        for fut, t in in_flight:
-            yield fut.result(), t
 
     # -- drift ---------------------------------------------------------------------------------
     def check(self, store: Store) -> dict:
