@@ -1,12 +1,213 @@
-"""(being written)"""
+"""Saved Telegram public web-preview pages (t.me/s/<channel>) and single message wraps.
+
+Every `.tgme_widget_message[data-post="channel/123"]` becomes one post. Fragments
+of such a page (a link preview or a media block alone) carry no data-post; they
+are recognised as this format and refused with an InputError that says so,
+rather than being taken for a web article.
+"""
+
 from __future__ import annotations
 
-NAME = "tme_preview"
+import re
+from pathlib import Path
+from typing import Iterator
+
+from selectolax.lexbor import LexborHTMLParser, LexborNode
+
+from ..clean.markup import derive_title, find_links, tidy, unique
+from ..errors import InputError
+from ..post import Post, parse_datetime
+from . import ReadContext, read_text
+from .tg_html import html_text
+
+NAME = "tme-preview"
+
+_MARKERS = ("tgme_widget_message", "tgme_channel_info", "tgme_channel_history")
+_DATA_POST = re.compile(r"^([A-Za-z0-9_]+)/(\d+)$")
+_VIEWS = re.compile(r"^([\d.,]+)\s*([KkMm]?)$")
+_COUNT = re.compile(r"([\d.,]+\s*[KkMm]?)\s*$")
+
+# media block selector -> Post.media kind, in the order they are looked for
+_MEDIA = (
+    (".tgme_widget_message_photo_wrap", "photo"),
+    (".tgme_widget_message_video_player", "video"),
+    (".tgme_widget_message_roundvideo_player", "round_video"),
+    (".tgme_widget_message_voice_player", "voice"),
+    (".tgme_widget_message_audio_player", "audio"),
+    (".tgme_widget_message_document_wrap", "file"),
+    (".tgme_widget_message_sticker_wrap", "sticker"),
+    (".tgme_widget_message_poll", "poll"),
+    (".tgme_widget_message_location_wrap", "location"),
+    (".tgme_widget_message_link_preview", "link_preview"),
+)
 
 
-def sniff(path, head):
+def sniff(path: Path, head: str) -> bool:
+    if path.suffix.lower() not in (".html", ".htm", ""):
+        return False
+    return any(marker in head for marker in _MARKERS)
+
+
+def parse_views(value: str) -> int | None:
+    """'856' -> 856, '37.2K' -> 37200, '1.2M' -> 1200000."""
+    m = _VIEWS.match((value or "").strip())
+    if not m:
+        return None
+    number = float(m.group(1).replace(",", "."))
+    scale = {"": 1, "k": 1_000, "m": 1_000_000}[m.group(2).lower()]
+    return int(round(number * scale))
+
+
+def _text(node: LexborNode | None) -> str:
+    return html_text(node)[0] if node is not None else ""
+
+
+def read(path: Path, ctx: ReadContext) -> Iterator[Post]:
+    tree = LexborHTMLParser(read_text(path, ctx.encoding))
+    messages = tree.css(".tgme_widget_message[data-post]")
+    if not messages:
+        raise InputError(str(path), "no Telegram messages found (no element with data-post)",
+                         "this looks like a fragment of a t.me/s page; save the whole page (t.me/s/<channel>)")
+    page_title = _text(tree.css_first(".tgme_channel_info_header_title"))
+    for node in messages:
+        post = to_post(node, page_title, ctx)
+        if post is not None:
+            yield post
+
+
+def to_post(node: LexborNode, page_title: str, ctx: ReadContext) -> Post | None:
+    data_post = (node.attributes.get("data-post") or "").strip()
+    m = _DATA_POST.match(data_post)
+    if not m:
+        ctx.error(f"unreadable data-post {data_post!r}", f"message {data_post!r}", "expected channel/123")
+        return None
+    channel, mid = m.group(1), int(m.group(2))
+    where = f"message {data_post}"
+    body = _main_text(node)
+    text, links = html_text(body) if body is not None else ("", [])
+    media = _media(node)
+    preview_text, preview_links = _link_preview(node)
+    links += preview_links
+    if not text:
+        text = _poll_text(node) or _text(node.css_first(".tgme_widget_message_document_title"))
+    if preview_text:
+        text = tidy(f"{text}\n\n{preview_text}")
+    if not text and not media:
+        return None
+    date = None
+    time_node = node.css_first(".tgme_widget_message_date time[datetime]")
+    if time_node is not None:
+        try:
+            date = parse_datetime(time_node.attributes.get("datetime"))
+        except (ValueError, TypeError) as e:
+            ctx.error(f"bad date {time_node.attributes.get('datetime')!r} ({e})", where)
+            return None
+    views_node = node.css_first(".tgme_widget_message_views")
+    owner = _text(node.css_first(".tgme_widget_message_owner_name"))
+    return Post(
+        id=f"{channel}/{mid}",
+        channel=channel,
+        channel_title=page_title or owner or channel,
+        message_ids=(mid,),
+        date=date,
+        edit_date=_edit_date(node, ctx, where),
+        title=derive_title(text),
+        text=text,
+        links=tuple(unique(links + find_links(text))),
+        author=_text(node.css_first(".tgme_widget_message_from_author")),
+        forwarded_from=_text(node.css_first(".tgme_widget_message_forwarded_from_name")),
+        reply_to=_reply_to(node, channel),
+        views=parse_views(views_node.text(strip=True)) if views_node is not None else None,
+        reactions=_reactions(node),
+        media=tuple(media),
+        origin_file=ctx.origin_file,
+    )
+
+
+def _inside(node: LexborNode, stop: LexborNode, classes: tuple[str, ...]) -> bool:
+    parent = node.parent
+    while parent is not None and parent != stop:
+        if any(c in (parent.attributes.get("class") or "").split() for c in classes):
+            return True
+        parent = parent.parent
     return False
 
 
-def read(path, ctx):
-    raise NotImplementedError
+def _main_text(node: LexborNode) -> LexborNode | None:
+    """The message's own text block, not a quoted reply's."""
+    for block in node.css(".tgme_widget_message_text"):
+        if not _inside(block, node, ("tgme_widget_message_reply", "tgme_widget_message_link_preview")):
+            return block
+    return None
+
+
+def _reply_to(node: LexborNode, channel: str) -> int | None:
+    reply = node.css_first("a.tgme_widget_message_reply")
+    if reply is None:
+        return None
+    m = re.search(r"t\.me/([A-Za-z0-9_]+)/(\d+)", reply.attributes.get("href") or "")
+    return int(m.group(2)) if m and m.group(1).lower() == channel.lower() else None
+
+
+def _media(node: LexborNode) -> list[str]:
+    kinds = []
+    for selector, kind in _MEDIA:
+        for block in node.css(selector):
+            if kind == "video":
+                video = block.css_first("video")
+                # GIFs play as looping muted videos
+                if video is not None and "loop" in video.attributes:
+                    kind = "gif"
+            kinds.append(kind)
+            break
+    return unique(kinds)
+
+
+def _link_preview(node: LexborNode) -> tuple[str, list[str]]:
+    preview = node.css_first(".tgme_widget_message_link_preview")
+    if preview is None:
+        return "", []
+    href = (preview.attributes.get("href") or "").strip()
+    site = _text(preview.css_first(".link_preview_site_name"))
+    title = _text(preview.css_first(".link_preview_title"))
+    description = _text(preview.css_first(".link_preview_description"))
+    head = " — ".join(part for part in (site, title) if part)
+    text = "\n".join(part for part in (head, description) if part)
+    return text, [href] if href.startswith(("http://", "https://")) else []
+
+
+def _poll_text(node: LexborNode) -> str:
+    poll = node.css_first(".tgme_widget_message_poll")
+    if poll is None:
+        return ""
+    lines = [_text(poll.css_first(".tgme_widget_message_poll_question"))]
+    lines += ["- " + _text(option) for option in poll.css(".tgme_widget_message_poll_option_text")]
+    return "\n".join(line for line in lines if line.strip("- "))
+
+
+def _reactions(node: LexborNode) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for reaction in node.css(".tgme_widget_message_reactions .tgme_reaction"):
+        emoji = reaction.css_first(".emoji b") or reaction.css_first(".emoji") or reaction.css_first("tg-emoji")
+        key = emoji.text(strip=True) if emoji is not None else ""
+        if "tgme_reaction_paid" in (reaction.attributes.get("class") or ""):
+            key = "⭐"
+        elif not key and reaction.css_first("tg-emoji") is not None:
+            key = "custom_emoji"
+        count = _COUNT.search(reaction.text(strip=True))
+        value = parse_views(count.group(1)) if count else None
+        if key and value is not None:
+            out[key] = out.get(key, 0) + value
+    return out
+
+
+def _edit_date(node: LexborNode, ctx: ReadContext, where: str):
+    # t.me marks edits with "edited" and usually no time; only a given time can be kept.
+    stamp = node.css_first(".tgme_widget_message_edited time[datetime]")
+    if stamp is None:
+        return None
+    try:
+        return parse_datetime(stamp.attributes.get("datetime"))
+    except (ValueError, TypeError):
+        ctx.warn(f"{where}: unreadable edit time {stamp.attributes.get('datetime')!r}")
+        return None
