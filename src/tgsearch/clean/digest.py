@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from .markup import URL_RE
+from .markup import URL_RE, tidy
 
 MONTHS = {
     "январ": 1, "феврал": 2, "март": 3, "апрел": 4, "ма": 5, "июн": 6, "июл": 7, "август": 8,
@@ -228,5 +228,5 @@ def parse_digest(text: str) -> tuple[DigestHeader | None, str]:
     header = parse_header(lines)
     if header is None:
         return None, text
-    body = "\n".join(header.lead + [""] + lines[header.body_start:]).strip()
+    body = tidy("\n".join(header.lead + [""] + lines[header.body_start:]))
     return header, body
