@@ -37,7 +37,8 @@ NAME = "article"
 TEXT_SUFFIXES = (".txt", ".text", ".md", ".markdown")
 HTML_SUFFIXES = (".html", ".htm", ".xhtml", ".shtml")
 TITLE_MAX = 250
-TAIL_LINES = 12  # trailer fields (source, translator, authors) are looked for this near the end
+TAIL_LINES = 12
+MIN_UNTITLED_WORDS = 20  # trailer fields (source, translator, authors) are looked for this near the end
 
 
 def sniff(path: Path, head: str) -> bool:
@@ -232,7 +233,10 @@ def parse_html_article(html: str, origin: str = "") -> Article:
             if not getattr(art, name):
                 setattr(art, name, getattr(fallback, name))
         art.date = art.date or fallback.date
-    return _clean_extracted(art)
+    art = _clean_extracted(art)
+    if not art.title and len(art.text.split()) < MIN_UNTITLED_WORDS:
+        art.text = ""  # a menu or a stray caption is not an article
+    return art
 
 
 def _from_trafilatura(html: str) -> Article | None:
