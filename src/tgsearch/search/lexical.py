@@ -278,4 +278,5 @@ class LexicalRetriever:
         result = searcher.search(compiled, max(limit, 1), count=True, offset=offset, **kwargs)
         hits = result.hits[:limit] if limit > 0 else []
         ids = [searcher.doc(addr).to_dict()["id"][0] for _, addr in hits]
-        return Candidates(self.name, ids, [float(s) for s, _ in hits], result.count)
+        # Sorted by date, the "score" is the timestamp: None for a post without a date.
+        return Candidates(self.name, ids, [float(s) if s is not None else 0.0 for s, _ in hits], result.count)
