@@ -41,7 +41,7 @@ def test_first_page_messages_and_fields():
     assert lead.text.startswith("Парламент одобрил поправки о выборах акимов\n\nДепутаты приняли закон")
     assert "Подробности на сайте палаты.\nЦитата из зала:" in lead.text
     assert lead.links == ("https://parlam.example.kz/news/417",)
-    assert lead.reactions == {"👍": 12, "🔥": 3}
+    assert lead.reactions == {"👍": 12, "⭐": 5, "🔥": 3}
     assert lead.author == ""  # the channel itself
     assert lead.url == ""  # no chat id or username in an HTML export: no t.me link is invented
 
@@ -123,5 +123,5 @@ def test_ingest_export_folder(store):
     assert not report.errors
     assert report.by_format() == {"tg-desktop-html": 13}
     assert store.get(f"{SLUG}/12").origin_file == str(PAGE2)
-    assert store.get(f"{SLUG}/2").reactions == {"👍": 12, "🔥": 3}
+    assert store.get(f"{SLUG}/2").reactions == {"👍": 12, "⭐": 5, "🔥": 3}
     assert store.get("html-степной-чат/102").author == "Марат"

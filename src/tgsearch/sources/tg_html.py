@@ -111,6 +111,11 @@ def _own_text(node: LexborNode | None) -> str:
     return _SPACE.sub(" ", "".join(c.text_content or "" for c in node.iter(include_text=True) if c.tag == "-text")).strip()
 
 
+def _name(node: LexborNode | None) -> str:
+    """A sender name without the 'via @bot' the export appends."""
+    return re.sub(r"\s+via\s+@\w+$", "", _own_text(node))
+
+
 def read(path: Path, ctx: ReadContext) -> Iterator[Post]:
     tree = LexborHTMLParser(read_text(path, ctx.encoding))
     header = tree.css_first(".page_header .text")
@@ -131,7 +136,7 @@ def read(path: Path, ctx: ReadContext) -> Iterator[Post]:
         body = _main_body(node)
         from_name = ""
         if body is not None:
-            from_name = next((_own_text(c) for c in body.iter() if "from_name" in (c.attributes.get("class") or "").split()), "")
+            from_name = next((_name(c) for c in body.iter() if "from_name" in (c.attributes.get("class") or "").split()), "")
         if from_name:
             sender = from_name
         elif "joined" not in classes:
@@ -179,7 +184,7 @@ def _to_post(node: LexborNode, mid: int, slug: str, title: str, sender: str, ctx
         text=text,
         links=tuple(unique(links + find_links(text))),
         author=author,
-        forwarded_from=_own_text(forwarded.css_first(".from_name")) if forwarded is not None else "",
+        forwarded_from=_name(forwarded.css_first(".from_name")) if forwarded is not None else "",
         reply_to=int(reply_m.group(1)) if reply_m else None,
         reactions=_reactions(body),
         media=tuple(media),
