@@ -209,6 +209,26 @@ def test_named_channel_and_reactions(fixtures):
     assert posts[1].title == "Лавинная опасность снижена" and posts[1].reactions == {}
 
 
+def test_desktop_copy_of_a_channel(fixtures):
+    posts, _ = read_fixture(fixtures, "desktop_copy.txt")
+    assert [p.date for p in posts] == [datetime(2024, 3, 12, 9, 15, tzinfo=timezone.utc),
+                                       datetime(2024, 3, 12, 12, 40, tzinfo=timezone.utc),
+                                       datetime(2024, 3, 12, 18, 5, tzinfo=timezone.utc),
+                                       datetime(2024, 3, 13, 8, 0, tzinfo=timezone.utc)]
+    assert {p.channel_title for p in posts} == {"Городские новости"} and posts[0].channel == "городские_новости"
+    assert posts[0].text.startswith("Утренний выпуск") and "[12.03.2024" not in posts[0].text
+    assert posts[1].forwarded_from == "Транспорт города" and posts[1].text.startswith("С понедельника")
+    assert posts[2].media == ("photo",) and "[ Photo ]" not in posts[2].text
+    assert posts[3].media == ("video",) and posts[3].text == ""
+    assert all(p.author == "" for p in posts)
+
+
+def test_desktop_copy_of_a_group_keeps_senders(fixtures):
+    posts, _ = read_fixture(fixtures, "group_copy.txt")
+    assert [(p.author, p.date.hour, p.date.minute) for p in posts] == [("Анна К.", 9, 5), ("Борис", 9, 7)]
+    assert posts[0].channel == "group_copy"
+
+
 def test_channel_override(fixtures):
     path = fixtures / "text" / "teaser_page.txt"
     posts = list(text_dump.read(path, ReadContext(origin_file=str(path)), channel="@city_news"))
@@ -231,6 +251,6 @@ def test_plain_prose_is_not_a_dump(tmp_path):
 
 def test_reingesting_dumps_is_idempotent(fixtures, store):
     first = ingest(store, [fixtures / "text"])
-    assert not first.errors and first.total("new") == 4 + 6 + 2
+    assert not first.errors and first.total("new") == 4 + 6 + 2 + 4 + 2
     again = ingest(store, [fixtures / "text"])
     assert again.total("unchanged") == first.total("new") and again.total("new") == again.total("updated") == 0

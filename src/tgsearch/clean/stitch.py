@@ -13,6 +13,7 @@ Two generic problems, both solved here without knowing the file:
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
@@ -79,6 +80,7 @@ class Segment:
 
 MIN_REPEAT_CHARS = 40  # shorter "repeats" (two equal short lines) are not a teaser/full pair
 MAX_REPEAT_LINES = 2000
+MAX_CANDIDATES = 64  # a line recurring more often than this ("***") is not tried further
 
 
 def _repeat_at(lines: list[str], body: int, where: dict[str, list[int]]) -> int:
@@ -86,10 +88,10 @@ def _repeat_at(lines: list[str], body: int, where: dict[str, list[int]]) -> int:
     first = lines[body]
     if not first.strip():
         return 0
-    for q in where.get(first, ()):
+    positions = where.get(first, [])
+    at = bisect.bisect_right(positions, body)
+    for q in positions[at:at + MAX_CANDIDATES]:
         n = q - body
-        if n <= 0:
-            continue
         if n > MAX_REPEAT_LINES or q + n > len(lines):
             break
         if lines[body:q] == lines[q:q + n] and sum(len(x) for x in lines[body:q]) >= MIN_REPEAT_CHARS:

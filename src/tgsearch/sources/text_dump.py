@@ -14,6 +14,10 @@ What such a file looks like, and what this reader does about it:
   ("Telegram" / site title / description), is that post's link preview: it is not a post
   and not text; the post gets media "webpage".
 
+Messages copied out of Telegram Desktop as text ("Name, [21.04.2025 10:15]" above each
+message, "[Forwarded from X]", "[ Photo ]") are split at those headers and keep their
+date, forward origin and media; a single sender name across the file is the channel.
+
 The file names no channel, so the channel is a slug of the file name (stem), unless the
 first line names it ("Канал: Name", "@username", "https://t.me/username"); callers may
 pass `channel=` to override. Posts carry no message ids or dates (unless a digest header
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from datetime import datetime, timezone
 from typing import Iterator
 
 from ..clean.chrome import is_media_placeholder, is_page_chrome, is_page_footer, is_reaction_line
@@ -38,6 +43,15 @@ NAME = "text-dump"
 SUFFIXES = (".txt", ".text", ".md", "")
 TITLE_MAX = 300  # mirror pages print the headline as its own line; it can be long
 
+_COPY_HEADER = re.compile(r"^(?P<name>[^\[\]]{1,128}?),\s*\[(?P<stamp>[0-9./\-: ]{8,22}(?:\s?[AaPp][Mm])?)\]$")
+_FORWARD_LINE = re.compile(r"^\[(?:Forwarded from|Переслано от|Пересланное сообщение от)\s+(.+?)\]$", re.IGNORECASE)
+_MEDIA_LINE = re.compile(
+    r"^\[\s*(Photo|Video|Sticker|File|Album|Voice message|Video message|GIF|Audio|Poll|"
+    r"Фото|Фотография|Видео|Стикер|Файл|Альбом|Голосовое сообщение|Видеосообщение|Аудио|Опрос)"
+    r"(?:\s*:[^\]]*)?\s*\]$", re.IGNORECASE)
+_STAMP_FORMATS = ("%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M", "%d.%m.%y %H:%M:%S", "%d.%m.%y %H:%M",
+                  "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%m/%d/%y %I:%M %p", "%m/%d/%Y %I:%M %p",
+                  "%m/%d/%y %H:%M", "%m/%d/%Y %H:%M")
 _CHANNEL_LINE = re.compile(r"^(?:Канал|Channel|Группа|Group|Чат|Chat)\s*:\s*(.+)$", re.IGNORECASE)
 _TME = re.compile(r"^(?:https?://)?t\.me/(?:s/)?([A-Za-z][A-Za-z0-9_]{3,31})/?$")
 
@@ -60,8 +74,28 @@ def sniff(path: Path, head: str) -> bool:
         return True
     if sum(1 for line in lines if is_digest_start(line)) >= 2:
         return True
+    if any(copy_header(line) for line in lines[:50]):
+        return True
     # A teaser/full page: several posts each printed twice.
     return sum(1 for seg in collapse_repeats(lines[:3000]) if seg.repeated) >= 2
+
+
+def copy_header(line: str) -> tuple[str, datetime | None] | None:
+    """('Name', date) for a Telegram Desktop copy header 'Name, [21.04.2025 10:15]'."""
+    m = _COPY_HEADER.match(line.strip())
+    if not m:
+        return None
+    stamp = " ".join(m.group("stamp").upper().split())
+    for fmt in _STAMP_FORMATS:
+        try:
+            return m.group("name").strip(), datetime.strptime(stamp, fmt).replace(tzinfo=timezone.utc)
+        except ValueError:
+            continue
+    return None
+
+
+def starts_post(line: str) -> bool:
+    return is_digest_start(line) or copy_header(line) is not None
 
 
 def _name_like(line: str, max_len: int = 40) -> bool:
@@ -117,7 +151,7 @@ def _plain_messages(lines: list[str], start: int, before: list[Message], after_p
         if is_media_placeholder(lines[i]):
             while i < len(lines) and (is_media_placeholder(lines[i]) or not lines[i].strip()):
                 i += 1
-            parts = split_stream(chunk, starts_post=is_digest_start, first_index=chunk_start)
+            parts = split_stream(chunk, starts_post=starts_post, first_index=chunk_start)
             if parts:
                 _mark_media_teaser(parts[-1])
             out.extend(trim_markers(m) for m in parts)
@@ -135,7 +169,7 @@ def _plain_messages(lines: list[str], start: int, before: list[Message], after_p
         for line in text_lines:
             target.add_reactions(line)
         return out
-    out.extend(trim_markers(m) for m in split_stream(chunk, starts_post=is_digest_start, first_index=chunk_start))
+    out.extend(trim_markers(m) for m in split_stream(chunk, starts_post=starts_post, first_index=chunk_start))
     return out
 
 
@@ -163,6 +197,10 @@ def read(path: Path, ctx: ReadContext, *, channel: str | None = None) -> Iterato
         chan, chan_title = named
     else:
         chan = chan_title = slug(path.stem)
+        senders = {h[0] for h in map(copy_header, raw) if h}
+        if len(senders) == 1:  # one sender throughout: a channel's messages
+            chan_title = senders.pop()
+            chan = slug(chan_title)
     lines: list[str] = []
     for line in raw:
         if is_page_footer(line):
@@ -171,7 +209,7 @@ def read(path: Path, ctx: ReadContext, *, channel: str | None = None) -> Iterato
             lines.append(line)
     messages = messages_from_lines(lines)
     seen: dict[str, int] = {}
-    for group in stitch(messages, starts_post=is_digest_start):
+    for group in stitch(messages, starts_post=starts_post):
         post = _to_post(group, chan, chan_title, ctx)
         if post is None:
             continue
@@ -194,21 +232,30 @@ def _to_post(group: list[Message], channel: str, channel_title: str, ctx: ReadCo
             reactions[k] = reactions.get(k, 0) + v
         media.extend(msg.media)
         forwarded = forwarded or msg.forwarded_from
-    header = parse_header(lines)
     extra: dict = {}
+    lines, copied = _strip_copy_lines(lines, media)
+    if copied:
+        name, date = copied[0]
+        forwarded = forwarded or copied[1]
+        extra["date"] = date
+        if slug(name) != channel:
+            extra["author"] = name  # a group chat: the sender
+    header = parse_header(lines)
     if header is not None:
         body = [header.title, *header.lead, "", *lines[header.body_start:]]
         text = tidy("\n".join(body))
         title = header.title
         if not title:
             ctx.warn(f"line {group[0].start + 1}: digest post without a headline")
-        extra = dict(publication=header.publication, publication_country=header.publication_country,
-                     author=header.author, date=header.date, source_url=header.source_url)
+        extra.update(publication=header.publication, publication_country=header.publication_country,
+                     author=header.author or extra.get("author", ""), date=header.date or extra.get("date"),
+                     source_url=header.source_url)
         post_id = content_id(channel, header.source_url, title or text[:300])
     else:
         text = tidy("\n".join(lines))
         title = derive_title(text, max_len=TITLE_MAX)
-        post_id = content_id(channel, title or text[:300])
+        stamp = extra["date"].isoformat() if extra.get("date") else ""
+        post_id = content_id(channel, title or text[:300], *([stamp] if stamp else []))
     if not text and not media:
         return None
     links = find_links(text)
@@ -228,3 +275,28 @@ def _to_post(group: list[Message], channel: str, channel_title: str, ctx: ReadCo
         origin_file=ctx.origin_file,
         **extra,
     )
+
+
+def _strip_copy_lines(lines: list[str], media: list[str]) -> tuple[list[str], tuple | None]:
+    """Take a Desktop copy header, "[Forwarded from X]" and "[ Photo ]" lines out of a post's lines."""
+    idx = [i for i, line in enumerate(lines) if line.strip()]
+    if not idx:
+        return lines, None
+    header = copy_header(lines[idx[0]])
+    if header is None:
+        return lines, None
+    rest = lines[idx[0] + 1:]
+    forwarded = ""
+    out = []
+    for line in rest:
+        s = line.strip()
+        m = _FORWARD_LINE.match(s)
+        if m and not forwarded and not any(x.strip() for x in out):
+            forwarded = m.group(1).strip()
+            continue
+        m = _MEDIA_LINE.match(s)
+        if m:
+            media.append(m.group(1).lower())
+            continue
+        out.append(line)
+    return out, (header, forwarded)
