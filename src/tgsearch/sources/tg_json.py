@@ -122,7 +122,7 @@ def _stream(path: Path, reader: _CountingReader, ctx: ReadContext) -> Iterator[P
                         builder = None
                         if isinstance(record, dict):
                             last_id = record.get("id", last_id)
-                        post = to_post(record, chat, ctx, path)
+                        post = to_post(record, chat, ctx)
                         if post is not None:
                             yield post
                 continue
@@ -171,7 +171,7 @@ def _parse_error(path: Path, reader: _CountingReader, error: Exception, last_id)
                       position=f"bytes {reader.start}-{reader.end}")
 
 
-def to_post(record, chat: _Chat, ctx: ReadContext, path: Path) -> Post | None:
+def to_post(record, chat: _Chat, ctx: ReadContext) -> Post | None:
     if not isinstance(record, dict):
         ctx.error(f"a message is {type(record).__name__}, not an object")
         return None
@@ -205,6 +205,8 @@ def to_post(record, chat: _Chat, ctx: ReadContext, path: Path) -> Post | None:
     if not author and sender and sender != chat.name:
         author = sender
     reply_to = record.get("reply_to_message_id")
+    if record.get("reply_to_peer_id"):
+        reply_to = None  # a reply to a message of another chat: its id means nothing here
     return Post(
         id=f"{slug}/{mid}",
         channel=slug,
