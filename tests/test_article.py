@@ -54,6 +54,16 @@ def test_byline_fields_under_the_headline(fixtures):
                          "городском парке.\nРаботы начнутся в мае и закончатся к осени.")
 
 
+def test_url_and_date_lines_around_the_headline(fixtures):
+    post = read_one(fixtures / "articles" / "dated.txt")
+    assert post.title == "Паромная переправа открывает сезон"
+    assert post.source_url == "https://riverside.example/news/2024/04/02/ferry"
+    assert post.channel == "riverside.example"
+    assert post.date == datetime(2024, 4, 2, tzinfo=timezone.utc)
+    assert post.text == ("Паромная переправа открывает сезон\nПервый паром вышел из гавани в семь утра, на борту "
+                         "было сорок пассажиров.\nРасписание на лето опубликуют в мае.")
+
+
 HTML_JUNK = ("SECRET-TRACKER", "tracking pixel", "cookie", "Принять", "Главная", "Контакты", "ВКонтакте",
              "Поделиться", "Читайте также", "Горнолыжный сезон", "Все права защищены", "конфиденциальности",
              "window.", "console.log", "position:fixed")
@@ -100,9 +110,9 @@ def test_script_only_page_is_an_input_error(tmp_path):
 
 def test_ingest_articles_twice(fixtures, store):
     first = ingest(store, [fixtures / "articles"])
-    assert not first.errors and first.by_format() == {"article": 4}
+    assert not first.errors and first.by_format() == {"article": 5}
     again = ingest(store, [fixtures / "articles"])
-    assert again.total("unchanged") == 4 and again.total("new") == again.total("updated") == 0
+    assert again.total("unchanged") == 5 and again.total("new") == again.total("updated") == 0
 
 
 def test_same_article_saved_twice_gets_one_id(tmp_path, fixtures):

@@ -34,6 +34,13 @@ def test_parse_date_forms(text, expected):
     assert digest.parse_date(text) == expected
 
 
+def test_bare_date_lines():
+    assert digest.is_bare_date("18 августа 2025 г.")
+    assert digest.is_bare_date("2025-05-12 10:00")
+    assert not digest.is_bare_date("Дождь шёл 18 августа 2025 г.")
+    assert not digest.is_bare_date("Просто текст")
+
+
 @pytest.mark.parametrize("value,expected", [
     ("The Northern Review (Канада)", ("The Northern Review", "Канада", "")),
     ("«Vista Sur» (раздел «Экономика»)", ("Vista Sur", "", "Экономика")),
@@ -241,6 +248,15 @@ def test_same_headline_twice_keeps_both(tmp_path):
                     encoding="utf-8")
     posts = list(text_dump.read(path, ReadContext(origin_file=str(path))))
     assert len(posts) == 2 and posts[1].id == posts[0].id + ".2"
+
+
+def test_single_copied_digest_post_is_a_dump_post(tmp_path):
+    path = tmp_path / "one.txt"
+    path.write_text("Издание: Lake Herald (Финляндия)\nОЗЁРА МЕЛЕЮТ\nДата: 1.06.2024\nСсылка: https://lh.example/a\n"
+                    "Текст статьи про озёра.\n", encoding="utf-8")
+    assert detect(path).NAME == "text-dump"
+    post, = text_dump.read(path, ReadContext(origin_file=str(path)))
+    assert (post.publication, post.title, post.text) == ("Lake Herald", "ОЗЁРА МЕЛЕЮТ", "ОЗЁРА МЕЛЕЮТ\n\nТекст статьи про озёра.")
 
 
 def test_plain_prose_is_not_a_dump(tmp_path):

@@ -32,7 +32,8 @@ _DATE_FORMS = [
 ]
 
 
-def _month(word: str) -> int | None:
+def month_number(word: str) -> int | None:
+    """1-12 for a Russian or English month name in any case form ('августа', 'Aug'), else None."""
     w = word.lower()
     if w.startswith("ма") and not w.startswith("мар"):
         return 5  # мая / май
@@ -40,6 +41,18 @@ def _month(word: str) -> int | None:
         if stem != "ма" and w.startswith(stem):
             return num
     return None
+
+
+_DATE_WORDS = {"г", "гг", "года", "год", "в", "am", "pm", "utc", "gmt", "мск", "msk"}
+
+
+def is_bare_date(line: str) -> bool:
+    """A line that is only a date (and maybe a time): '18 августа 2025 г.', '2025-05-12 10:00'."""
+    s = line.strip()
+    if not s or len(s) > 40 or parse_date(s) is None:
+        return False
+    words = re.findall(r"[A-Za-zА-Яа-яЁё]+", s)
+    return all(w.lower() in _DATE_WORDS or month_number(w) for w in words)
 
 
 def parse_date(text: str) -> datetime | None:
@@ -56,12 +69,12 @@ def parse_date(text: str) -> datetime | None:
             elif form == "ymd":
                 value = datetime(int(a), int(b), int(c), tzinfo=timezone.utc)
             elif form == "d_month_y":
-                month = _month(b)
+                month = month_number(b)
                 if month is None:
                     continue
                 value = datetime(int(c), month, int(a), tzinfo=timezone.utc)
             else:
-                month = _month(a)
+                month = month_number(a)
                 if month is None:
                     continue
                 value = datetime(int(c), month, int(b), tzinfo=timezone.utc)

@@ -27,7 +27,7 @@ from typing import Iterator
 from urllib.parse import urljoin, urlparse
 
 from ..clean.chrome import cut_related, is_article_chrome, is_page_chrome, is_page_footer
-from ..clean.digest import clean_author, field_of, parse_date
+from ..clean.digest import clean_author, field_of, is_bare_date, parse_date
 from ..clean.markup import URL_RE, derive_title, find_links, strip_markdown, tidy, unique
 from ..errors import InputError
 from ..post import Post, content_id, parse_datetime
@@ -171,6 +171,7 @@ def _strip_trailer(lines: list[str], art: Article) -> list[str]:
 
 
 def _strip_head(lines: list[str], art: Article) -> list[str]:
+    lines = _take_fields(lines, art)  # a saved URL or date above the headline
     idx = _nonblank(lines)
     if not idx:
         return lines
@@ -183,18 +184,24 @@ def _strip_head(lines: list[str], art: Article) -> list[str]:
         first = lines[idx[0]].strip()
     if len(idx) >= 2 and _title_like(first):
         art.title = first
-        start = idx[0] + 1
-        # Field lines right under the headline ("Автор: …", "Дата: …", "Ссылка: …").
-        for i in idx[1:6]:
-            f = field_of(lines[i])
-            if f is None or (f[0] == "url" and not lines[i].strip().lower().startswith(("ссылка", "url", "link", "оригинал"))
-                             and not URL_RE.fullmatch(lines[i].strip())):
-                break
-            _apply_field(art, *f)
-            start = i + 1
-        return lines[start:]
+        return _take_fields(lines[idx[0] + 1:], art)
     art.title = art.source_title
     return lines
+
+
+def _take_fields(lines: list[str], art: Article, limit: int = 5) -> list[str]:
+    """Consume byline lines at the top: "Автор: …", "Дата: …", "Ссылка: …", a bare URL or date."""
+    start = 0
+    for i in _nonblank(lines)[:limit]:
+        s = lines[i].strip()
+        f = field_of(s)
+        if f is None and is_bare_date(s):
+            f = ("date", s)
+        if f is None:
+            break
+        _apply_field(art, *f)
+        start = i + 1
+    return lines[start:]
 
 
 def _title_like(line: str) -> bool:

@@ -72,7 +72,8 @@ def sniff(path: Path, head: str) -> bool:
         return True
     if sum(1 for line in lines if is_marker(line)) >= 2:
         return True
-    if sum(1 for line in lines if is_digest_start(line)) >= 2:
+    # Digest posts: several headers, or one at the top (a single copied post).
+    if sum(1 for line in lines if is_digest_start(line)) >= 2 or any(is_digest_start(x) for x in lines[:3]):
         return True
     if any(copy_header(line) for line in lines[:50]):
         return True
