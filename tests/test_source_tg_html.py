@@ -125,3 +125,19 @@ def test_ingest_export_folder(store):
     assert store.get(f"{SLUG}/12").origin_file == str(PAGE2)
     assert store.get(f"{SLUG}/2").reactions == {"👍": 12, "⭐": 5, "🔥": 3}
     assert store.get("html-степной-чат/102").author == "Марат"
+
+
+def test_list_pages_of_an_account_export_give_no_posts_and_a_warning(tmp_path):
+    page = tmp_path / "chats.html"
+    page.write_text(
+        '<!DOCTYPE html><html><head><meta charset="utf-8"/><title>Exported Data</title>'
+        '<script src="../js/script.js" type="text/javascript"></script></head>'
+        '<body onload="CheckLocation();"><div class="page_wrap"><div class="page_header"><div class="content">'
+        '<div class="text bold">Чаты</div></div></div><div class="page_body list_page"><div class="entry_list">'
+        '<a class="entry block_link clearfix" href="../chats/chat_01/messages.html"><div class="body">'
+        '<div class="name bold">Степной чат</div><div class="details_entry details">3 сообщения</div>'
+        '</div></a></div></div></div></body></html>', encoding="utf-8")
+    assert detect(page).NAME == "tg-desktop-html"
+    ctx = ReadContext(origin_file=str(page))
+    assert list(tg_html.read(page, ctx)) == []
+    assert len(ctx.warnings) == 1 and "not a chat" in ctx.warnings[0]

@@ -45,7 +45,9 @@ _MEDIA_TITLES = {"video message": "round_video", "animation": "gif", "sticker": 
 def sniff(path: Path, head: str) -> bool:
     if path.suffix.lower() not in (".html", ".htm"):
         return False
-    return 'class="page_wrap"' in head and ("chat_page" in head or 'class="message ' in head)
+    # Every page of an export (chat pages, and the lists/index pages of an account export).
+    return 'class="page_wrap"' in head and 'class="page_header"' in head and (
+        "chat_page" in head or 'class="message ' in head or "CheckLocation" in head)
 
 
 def html_text(node: LexborNode) -> tuple[str, list[str]]:
@@ -118,6 +120,9 @@ def _name(node: LexborNode | None) -> str:
 
 def read(path: Path, ctx: ReadContext) -> Iterator[Post]:
     tree = LexborHTMLParser(read_text(path, ctx.encoding))
+    if tree.css_first(".chat_page") is None and tree.css_first("div.message") is None:
+        ctx.warn("a list or index page of a Telegram export, not a chat: nothing to read")
+        return
     header = tree.css_first(".page_header .text")
     title = _own_text(header) or (header.text(strip=True) if header else "")
     if not title:
