@@ -236,6 +236,16 @@ def test_desktop_copy_of_a_group_keeps_senders(fixtures):
     assert posts[0].channel == "group_copy"
 
 
+def test_placeholder_after_a_repeated_post_is_its_media(tmp_path):
+    path = tmp_path / "page.txt"
+    body = ["Первый абзац поста с фотографией моста.", "Второй абзац поста про мост и реку."]
+    path.write_text("\n".join(["Мост покрасили", *body, *body, "VIEW IN TELEGRAM",
+                               "Другой пост", "Совсем другой текст о парке и фонтане.",
+                               "Совсем другой текст о парке и фонтане."]), encoding="utf-8")
+    posts = list(text_dump.read(path, ReadContext(origin_file=str(path))))
+    assert [(p.title, p.media) for p in posts] == [("Мост покрасили", ("media",)), ("Другой пост", ())]
+
+
 def test_channel_override(fixtures):
     path = fixtures / "text" / "teaser_page.txt"
     posts = list(text_dump.read(path, ReadContext(origin_file=str(path)), channel="@city_news"))

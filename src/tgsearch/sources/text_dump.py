@@ -155,6 +155,11 @@ def _plain_messages(lines: list[str], start: int, before: list[Message], after_p
             parts = split_stream(chunk, starts_post=starts_post, first_index=chunk_start)
             if parts:
                 _mark_media_teaser(parts[-1])
+            elif out or before:
+                # Right after a post printed twice: the placeholder is that post's media.
+                target = out[-1] if out else before[-1]
+                if "media" not in target.media:
+                    target.media.append("media")
             out.extend(trim_markers(m) for m in parts)
             chunk, chunk_start = [], start + i
             continue
