@@ -78,12 +78,15 @@ class Segment:
     repeated: bool  # True: a post printed as teaser + full view, kept once
 
 
-MIN_REPEAT_CHARS = 40  # shorter "repeats" (two equal short lines) are not a teaser/full pair
+# Shorter "repeats" (two equal short lines) are not a teaser/full pair; under a headline
+# line the pattern is more telling, so less text is needed.
+MIN_REPEAT_CHARS = 40
+MIN_TITLED_REPEAT_CHARS = 20
 MAX_REPEAT_LINES = 2000
 MAX_CANDIDATES = 64  # a line recurring more often than this ("***") is not tried further
 
 
-def _repeat_at(lines: list[str], body: int, where: dict[str, list[int]]) -> int:
+def _repeat_at(lines: list[str], body: int, where: dict[str, list[int]], min_chars: int = MIN_REPEAT_CHARS) -> int:
     """Length n of the smallest block lines[body:body+n] that is immediately repeated, or 0."""
     first = lines[body]
     if not first.strip():
@@ -94,7 +97,7 @@ def _repeat_at(lines: list[str], body: int, where: dict[str, list[int]]) -> int:
         n = q - body
         if n > MAX_REPEAT_LINES or q + n > len(lines):
             break
-        if lines[body:q] == lines[q:q + n] and sum(len(x) for x in lines[body:q]) >= MIN_REPEAT_CHARS:
+        if lines[body:q] == lines[q:q + n] and sum(len(x) for x in lines[body:q]) >= min_chars:
             return n
     return 0
 
@@ -113,7 +116,7 @@ def collapse_repeats(lines: list[str]) -> list[Segment]:
     plain_start = 0
     i = 0
     while i < len(lines):
-        n = _repeat_at(lines, i + 1, where) if i + 1 < len(lines) else 0
+        n = _repeat_at(lines, i + 1, where, MIN_TITLED_REPEAT_CHARS) if i + 1 < len(lines) else 0
         if n:
             block, span = lines[i:i + 1 + n], 1 + 2 * n
         else:
