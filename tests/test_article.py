@@ -100,6 +100,16 @@ def test_html_without_suffix_is_sniffed(tmp_path, fixtures):
     assert read_one(path).title == "Канатная дорога откроется летом"
 
 
+def test_html_in_its_declared_charset(tmp_path, fixtures):
+    html = (fixtures / "articles" / "page.html").read_text(encoding="utf-8").replace(
+        '<meta charset="utf-8">', '<meta charset="windows-1251">')
+    path = tmp_path / "cp1251.html"
+    path.write_bytes(html.encode("cp1251", errors="ignore"))
+    # (Auto-detection asks for --encoding on non-UTF-8 files; the reader itself honours <meta charset>.)
+    post, = article.read(path, ReadContext(origin_file=str(path)))
+    assert post.title == "Канатная дорога откроется летом" and "альпийские луга" in post.text
+
+
 def test_script_only_page_is_an_input_error(tmp_path):
     path = tmp_path / "empty.html"
     path.write_text("<html><head><script>var a = 1;</script></head><body><nav>Меню</nav></body></html>",

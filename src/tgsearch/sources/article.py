@@ -31,7 +31,7 @@ from ..clean.digest import clean_author, field_of, is_bare_date, parse_date
 from ..clean.markup import URL_RE, derive_title, find_links, strip_markdown, tidy, unique
 from ..errors import InputError
 from ..post import Post, content_id, parse_datetime
-from . import ReadContext, read_text
+from . import ReadContext, decode, read_text
 
 NAME = "article"
 TEXT_SUFFIXES = (".txt", ".text", ".md", ".markdown")
@@ -91,9 +91,8 @@ def _tail(lines: list[str]) -> list[int]:
 
 def parse_text_article(text: str) -> Article:
     art = Article()
-    lines = [line for line in tidy(text).split("\n")]
     cut = []
-    for line in lines:
+    for line in tidy(text).split("\n"):
         if is_page_footer(line):
             break
         cut.append(line)
@@ -230,7 +229,7 @@ _CHROME_CLASS = re.compile(r"share|social|cookie|consent|related|recommend|banne
                            re.IGNORECASE)
 
 
-def parse_html_article(html: str, origin: str = "") -> Article:
+def parse_html_article(html: str) -> Article:
     art = _from_trafilatura(html)
     fallback = extract_with_selectolax(html)
     if art is None or len(art.text) < 0.3 * len(fallback.text):
@@ -349,17 +348,39 @@ def _clean_extracted(art: Article) -> Article:
 # -- reader -----------------------------------------------------------------------------------
 
 def channel_for(url: str) -> str:
-    host = urlparse(url).hostname or "" if url else ""
-    host = host.lower()
+    host = (urlparse(url).hostname or "").lower() if url else ""
     if host.startswith("www."):
         host = host[4:]
     return host or "web"
 
 
+_CHARSET = re.compile(rb"<meta[^>]+charset=[\"']?([A-Za-z0-9_-]+)", re.IGNORECASE)
+
+
+def _read_html(path: Path, encoding: str | None) -> str:
+    """A saved page in the charset its <meta> declares (old Russian sites use windows-1251)."""
+    if encoding:
+        return read_text(path, encoding)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise InputError(str(path), f"cannot read ({e.strerror})", "check the path and permissions") from e
+    m = _CHARSET.search(data[:4096])
+    declared = m.group(1).decode("ascii").lower() if m else "utf-8"
+    if declared not in ("utf-8", "utf8"):
+        try:
+            return data.decode(declared)
+        except (LookupError, UnicodeDecodeError):
+            pass  # a wrong declaration: fall back to the usual UTF-8 check and its hint
+    return decode(path, data)
+
+
 def read(path: Path, ctx: ReadContext) -> Iterator[Post]:
-    text = read_text(path, ctx.encoding)
-    is_html = path.suffix.lower() in HTML_SUFFIXES or _looks_html(text)
-    art = parse_html_article(text, ctx.origin_file) if is_html else parse_text_article(text)
+    if path.suffix.lower() in HTML_SUFFIXES:
+        art = parse_html_article(_read_html(path, ctx.encoding))
+    else:
+        text = read_text(path, ctx.encoding)
+        art = parse_html_article(text) if _looks_html(text) else parse_text_article(text)
     if not art.text.strip():
         raise InputError(str(path), "no article text found", "is it an empty or script-only page?")
     channel = channel_for(art.source_url)
