@@ -193,8 +193,8 @@ class Compiler:
         toks = self.analyzer.tokens(w.text)
         if not toks:
             return None
-        if len(toks) > 1:
-            # A code or compound such as "Су-57" or "covid-19": its parts in order.
+        if len(toks) > 1 and not (toks[0].start == 0 and toks[0].end >= len(w.text.rstrip())):
+            # Several words typed as one ("нефть,газ"): its parts in order.
             return self.phrase(w.text, w.exact)
         norm = toks[0].norm
         if w.prefix:

@@ -67,6 +67,8 @@ class Highlighter:
         pos = lo
         for tok in self.analyzer.tokens(text[lo:hi]):
             s, e = lo + tok.start, lo + tok.end
+            if s < pos:  # a part of a code already marked whole ("Су-57" then "Су", "57")
+                continue
             if self.matches(tok.norm):
                 out.append(html.escape(text[pos:s]))
                 out.append("<mark>" + html.escape(text[s:e]) + "</mark>")
