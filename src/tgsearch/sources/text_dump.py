@@ -20,8 +20,9 @@ date, forward origin and media; a single sender name across the file is the chan
 
 The file names no channel, so the channel is a slug of the file name (stem), unless the
 first line names it ("Канал: Name", "@username", "https://t.me/username"); callers may
-pass `channel=` to override. Posts carry no message ids or dates (unless a digest header
-gives a date); ids are content hashes of channel + headline, stable across re-ingests.
+pass `channel=` to override. Posts carry no message ids and mostly no dates; ids are
+content hashes of the channel and the digest's source URL, else the headline (or the
+opening text) plus the date where known, so re-ingesting gives the same ids.
 """
 
 from __future__ import annotations
@@ -256,7 +257,8 @@ def _to_post(group: list[Message], channel: str, channel_title: str, ctx: ReadCo
         extra.update(publication=header.publication, publication_country=header.publication_country,
                      author=header.author or extra.get("author", ""), date=header.date or extra.get("date"),
                      source_url=header.source_url)
-        post_id = content_id(channel, header.source_url, title or text[:300])
+        # The article's URL is its most stable identity; the headline where there is none.
+        post_id = content_id(channel, header.source_url or title or text[:300])
     else:
         text = tidy("\n".join(lines))
         title = derive_title(text, max_len=TITLE_MAX)
