@@ -19,12 +19,13 @@ so the hot path is one regex findall plus C-level dict lookups.
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass
 from itertools import chain
 
 from tgsearch.analyze.lemmatize import Lemmatizer
-from tgsearch.analyze.normalize import normalize, prepare, prepare_with_offsets
+from tgsearch.analyze.normalize import fold, normalize, prepare, prepare_with_offsets
 from tgsearch.analyze.tokenize import WORD, find_surfaces, iter_surfaces, split
 from tgsearch.analyze.translit import to_cyrillic, to_latin
 
@@ -33,6 +34,7 @@ MAX_QUERY_LEMMAS = 12
 # Surfaces cached before the caches are dropped and rebuilt (bounds memory on huge corpora).
 MAX_CACHED_SURFACES = 1_000_000
 
+_PLAIN_WORD = re.compile(r"[^\W\d_]+").fullmatch
 _HAS_LATIN = frozenset("abcdefghijklmnopqrstuvwxyzäöüūıçşğñčšžŝëèéėâûʹ′ʺ″")
 
 
@@ -73,12 +75,16 @@ class Analyzer:
     # -- cache ---------------------------------------------------------------------------
 
     def _fill(self, surface: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        norms = []
-        lemmas = []
-        for kind, norm, _start, _end in split(surface):
-            norms.append(norm)
-            lemmas.append(self.lemmatizer.lemma(norm) if kind == WORD else norm)
-        value = (tuple(norms), tuple(lemmas))
+        if _PLAIN_WORD(surface):  # most surfaces: letters only, no split needed
+            norm = fold(surface)
+            value = ((norm,), (self.lemmatizer.lemma(norm),))
+        else:
+            norms = []
+            lemmas = []
+            for kind, norm, _start, _end in split(surface):
+                norms.append(norm)
+                lemmas.append(self.lemmatizer.lemma(norm) if kind == WORD else norm)
+            value = (tuple(norms), tuple(lemmas))
         dict.__setitem__(self._exact, surface, value[0])
         dict.__setitem__(self._index, surface, value[1])
         return value

@@ -64,6 +64,9 @@ class Lemmatizer:
     def __init__(self) -> None:
         self.morph = pymorphy3.MorphAnalyzer()
         self._cache: dict[str, str] = {}
+        self._dict = self.morph.dictionary
+        self._subs = self.morph.char_substitutes
+        self._probs = self.morph.prob_estimator.p_t_given_w if self.morph.prob_estimator else None
 
     def __len__(self) -> int:
         return len(self._cache)
@@ -78,16 +81,38 @@ class Lemmatizer:
             hit = self._cache[word] = self._compute(word)
         return hit
 
+    def dictionary_lemma(self, word: str) -> str | None:
+        """Normal form of pymorphy's first parse if the word is in its dictionary, else None.
+
+        Same answer as `morph.parse(word)[0].normal_form` for dictionary words, at a quarter of
+        the cost: it skips building Parse objects and only ranks by P(tag|word) when the
+        candidate normal forms disagree (parse() sorts stably by that probability).
+        """
+        items = self._dict.words.similar_items(word, self._subs)
+        if not items:
+            return None
+        build = self._dict.build_normal_form
+        cands = [(build(pid, idx, fixed), pid, idx) for fixed, paras in items for pid, idx in paras]
+        first = cands[0][0]
+        if self._probs is None or all(c[0] == first for c in cands):
+            return _e(first)
+        tag_of = self._dict.build_tag_info
+        probs = [self._probs.prob(word, tag_of(pid, idx)) for _nf, pid, idx in cands]
+        best = max(range(len(cands)), key=probs.__getitem__)  # first of equals, like a stable sort
+        return _e(cands[best][0])
+
     def _compute(self, word: str) -> str:
         if "-" in word:
             parts = word.split("-")
-            if all(parts) and self.morph.word_is_known(word):
-                return _e(self.morph.parse(word)[0].normal_form)
+            known = self.dictionary_lemma(word) if all(parts) else None
+            if known is not None:
+                return known
             return "-".join(self.lemma(p) if p else p for p in parts)
         if not _CYRILLIC_WORD.fullmatch(word):
             return word
-        if self.morph.word_is_known(word):
-            return _e(self.morph.parse(word)[0].normal_form)
+        known = self.dictionary_lemma(word)
+        if known is not None:
+            return known
         stem = strip_ending(word)
         if stem != word and word[-1] not in _VOWELS and not _is_surname_form(word):
             # Касым, Рахим, Мукан: a consonant-final nominative that only looks like a case

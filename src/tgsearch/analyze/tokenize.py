@@ -28,22 +28,26 @@ _URL_END = r"[^\s<>\"'()\[\]{}«».,:;!?…]"
 _URL_MID = r"[^\s<>\"'()\[\]{}«»]"
 _URL = rf"(?:[Hh][Tt][Tt][Pp][Ss]?://|[Ww][Ww][Ww]\.){_URL_MID}*{_URL_END}"
 _TLDS = "ru|kz|com|org|net|me|io|ua|by|uz|kg|tj|am|ge|az|info|gov|edu|su|tv|news|online|app|dev|co|uk|de|fr|eu|us|cn|tr"
+# Every branch starts with a consuming character and lookbehinds come after it: a leading
+# lookbehind stops sre from skipping positions where no token can start (2x slower).
 _DOMAIN = (
-    rf"(?<![\w@.\-])[A-Za-z][A-Za-z0-9\-]*(?:\.[A-Za-z0-9\-]+)*\.(?:{_TLDS})(?![\w\-])"
+    rf"[A-Za-z](?<![\w.\-][A-Za-z])[A-Za-z0-9\-]*(?:\.[A-Za-z0-9\-]+)*\.(?:{_TLDS})(?![\w\-])"
     rf"(?:/(?:{_URL_MID}*{_URL_END})?)?"
 )
-_MENTION = r"(?<![\w@])@\w+"
-_HASHTAG = r"(?<![\w#&/])#\w+"
-_THOUSANDS = r"(?<![\w.,])\d{1,3}(?:\x20\d{3})+(?![\w.,]|\x20\d)"
-_SEG = rf"(?:\d+(?:[.,]\d+)+|{_AN}+(?:[{_APOS}]{_L}+)*(?:[{_APOS}](?=[{_HYPHENS}]))?)"
+_MENTION = r"@(?<![\w@]@)\w+"
+_HASHTAG = r"#(?<![\w#&/]#)\w+"
+# "15 000"; the left edge needs no check: a digit after a word character is already inside
+# the token matched before it.
+_THOUSANDS = r"\d{1,3}(?:\x20\d{3})+(?![\w.,]|\x20\d)"
+_SEG = rf"\w+(?:[.,]\d+)*(?:[{_APOS}]\w+)*(?:[{_APOS}](?=[{_HYPHENS}]))?"
 _HYPHEN = rf"(?:[{_HYPHENS}]|(?<={_L})-\x20(?=[{_UP}]))"
 _COMPOUND = rf"{_SEG}(?:{_HYPHEN}{_SEG})*"
 
-TOKEN_RE = re.compile("|".join([_URL, _DOMAIN, _MENTION, _HASHTAG, _THOUSANDS, _COMPOUND]))
+TOKEN_RE = re.compile("|".join([_MENTION, _HASHTAG, _URL, _DOMAIN, _THOUSANDS, _COMPOUND]))
 find_surfaces = TOKEN_RE.findall
 iter_surfaces = TOKEN_RE.finditer
 
-_SEG_RE = re.compile(_SEG)
+_PART_RE = re.compile(rf"[^{_HYPHENS}\s]+")
 _DIGITS_RE = re.compile(r"\d+(?:[.,]\d+)*")
 _ORDINAL_END_RE = re.compile(r"[а-я]{1,3}")
 
@@ -77,10 +81,23 @@ def _is_url(surface: str) -> bool:
 _DOMAIN_RE = re.compile(_DOMAIN)
 
 
+def _piece(seg: str, start: int, end: int) -> tuple[str, str, int, int] | None:
+    kind = _seg_kind(seg)
+    if kind == NUMBER:
+        return (NUMBER, _number_norm(seg), start, end)
+    norm = fold(seg).rstrip("'")
+    if "_" in norm:  # "__курсив__" markdown left in plain text
+        norm = norm.strip("_")
+        if not norm:
+            return None
+    return (kind, norm, start, end)
+
+
 def split(surface: str) -> list[tuple[str, str, int, int]]:
     """Pieces of one surface: [(kind, norm, start, end)], offsets relative to the surface.
 
-    The first piece is always the whole surface; compound parts (if any) follow.
+    The first piece is the whole surface; compound parts (if any) follow. A surface made of
+    underscores only gives no pieces.
     """
     n = len(surface)
     first = surface[0]
@@ -92,14 +109,13 @@ def split(surface: str) -> list[tuple[str, str, int, int]]:
         return [(NUMBER, _number_norm(surface), 0, n)]
     if _is_url(surface):
         return [(URL, fold(surface), 0, n)]
-    segs = [(m.group(), m.start(), m.end()) for m in _SEG_RE.finditer(surface)]
-    if len(segs) == 1:
-        kind = _seg_kind(surface)
-        return [(kind, _number_norm(surface) if kind == NUMBER else fold(surface), 0, n)]
     parts = []
-    for seg, s, e in segs:
-        kind = _seg_kind(seg)
-        parts.append((kind, _number_norm(seg) if kind == NUMBER else fold(seg).rstrip("'"), s, e))
+    for m in _PART_RE.finditer(surface):
+        piece = _piece(m.group(), m.start(), m.end())
+        if piece is not None:
+            parts.append(piece)
+    if len(parts) <= 1:
+        return [(kind, norm, 0, n) for kind, norm, _s, _e in parts]
     if len(parts) == 2 and parts[0][0] == NUMBER and _ORDINAL_END_RE.fullmatch(parts[1][1]):
         return [(NUMBER, parts[0][1], 0, n)]
     kinds = {p[0] for p in parts}
