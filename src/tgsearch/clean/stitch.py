@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from .chrome import is_reaction_line, parse_reactions
+from .chrome import is_media_placeholder, is_reaction_line, parse_reactions
 
 _VS = "\ufe0f\u20e3"  # emoji variation selector / keycap, ignored when matching markers
 _DOWN = "⬇👇🔽↓⏬"
@@ -116,7 +116,10 @@ def collapse_repeats(lines: list[str]) -> list[Segment]:
     plain_start = 0
     i = 0
     while i < len(lines):
-        n = _repeat_at(lines, i + 1, where, MIN_TITLED_REPEAT_CHARS) if i + 1 < len(lines) else 0
+        # A line that closes a message (or stands for its media) is not the next one's headline.
+        can_head = i + 1 < len(lines) and not (is_final_marker(lines[i]) or is_end_marker(lines[i])
+                                               or is_media_placeholder(lines[i]))
+        n = _repeat_at(lines, i + 1, where, MIN_TITLED_REPEAT_CHARS) if can_head else 0
         if n:
             block, span = lines[i:i + 1 + n], 1 + 2 * n
         else:

@@ -133,7 +133,12 @@ def messages_from_lines(lines: list[str]) -> list[Message]:
     prev_repeated = False
     for seg in segments:
         if seg.repeated:
-            out.append(trim_markers(Message(lines=list(seg.lines), start=nonblank[seg.start])))
+            # One message as a rule, but markers inside it still cut it (a copy of a copy).
+            kept = [line for line in seg.lines if not is_media_placeholder(line)]
+            parts = split_stream(kept, starts_post=starts_post, first_index=nonblank[seg.start])
+            if parts and len(kept) < len(seg.lines):
+                parts[-1].media.append("media")
+            out.extend(trim_markers(m) for m in parts)
             prev_repeated = True
             continue
         lo = nonblank[seg.start]
