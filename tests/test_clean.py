@@ -280,3 +280,36 @@ def test_reingesting_dumps_is_idempotent(fixtures, store):
     assert not first.errors and first.total("new") == 4 + 6 + 2 + 4 + 2
     again = ingest(store, [fixtures / "text"])
     assert again.total("unchanged") == first.total("new") and again.total("new") == again.total("updated") == 0
+
+
+def test_marker_then_repeated_post(tmp_path):
+    body = ["Абзац про реку и мост, достаточно длинный для пары."]
+    path = tmp_path / "page.txt"
+    path.write_text("\n".join(["Первый пост", "Текст первого поста, довольно длинный абзац.", "🔚🔚🔚",
+                               *body, *body, "VIEW IN TELEGRAM", *body[:1], *body[:1]]), encoding="utf-8")
+    posts = list(text_dump.read(path, ReadContext(origin_file=str(path))))
+    assert all("🔚" not in p.text and "VIEW IN" not in p.text and p.text for p in posts)
+    assert posts[0].text.startswith("Первый пост")
+
+
+MARKER_AND_CHROME = ("⬇️⬇️⬇️", "⬆️⬆️⬆️", "🔚", "VIEW IN TELEGRAM", "Please open Telegram", "Продолжение 👇",
+                     "Начало☝️", "Telegram Group Search", "HTML Embed", "Live stream")
+
+
+def test_shuffled_dumps_never_leak_markers_or_chrome(fixtures, tmp_path):
+    import random
+
+    rng = random.Random(7)
+    pool = [line for f in sorted((fixtures / "text").glob("*.txt")) for line in f.read_text(encoding="utf-8").split("\n")]
+    pool += ["⬇️⬇️⬇️", "⬆️⬆️⬆️", "🔚🔚🔚", "Продолжение 👇", "Начало☝️", "VIEW IN TELEGRAM", "👍2", "1", ""]
+    for trial in range(200):
+        lines = rng.choices(pool, k=rng.randint(1, 60))
+        if trial % 2:  # teaser + full view of each block
+            lines = [x for k in range(0, len(lines), 4) for x in lines[k:k + 4] + lines[k + 1:k + 4]]
+        path = tmp_path / f"t{trial}.txt"
+        path.write_text("\n".join(lines) + "\nx", encoding="utf-8")
+        posts = list(text_dump.read(path, ReadContext(origin_file=str(path))))
+        assert len({p.id for p in posts}) == len(posts)
+        for post in posts:
+            for junk in MARKER_AND_CHROME:
+                assert junk not in post.text, (trial, junk)
