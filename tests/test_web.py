@@ -379,3 +379,20 @@ def test_pagination(tmp_path):
             assert len(seen) == 45
     finally:
         b.close()
+
+
+def test_snippet_does_not_repeat_the_title_shown_above_it():
+    from tgsearch.web.routes import drop_lead
+
+    snippet = safe_snippet("Визит в <mark>Астану</mark>\nПрезидент <mark>Токаев</mark> принял делегацию соседей")
+    assert str(drop_lead(snippet, "Визит в Астану")) == "Президент <mark>Токаев</mark> принял делегацию соседей"
+    # A snippet from the middle of the text, or one that is only the title, stays as it is.
+    middle = safe_snippet("…и <mark>Токаев</mark> сказал очень длинную фразу о транзите")
+    assert drop_lead(middle, "Визит в Астану") == middle
+    assert drop_lead(safe_snippet("Визит в Астану"), "Визит в Астану") == safe_snippet("Визит в Астану")
+    # Hostile text stays escaped after the cut.
+    cut = str(drop_lead(safe_snippet("A &lt;b&gt; title — &lt;script&gt;x&lt;/script&gt; and a lot more words"), "A <b> title"))
+    assert cut == "&lt;script&gt;x&lt;/script&gt; and a lot more words"
+    # When every match is in the title, the snippet keeps it (the highlights stay visible).
+    only_title = safe_snippet("Визит в <mark>Астану</mark>. Президент принял делегацию соседей и гостей")
+    assert drop_lead(only_title, "Визит в Астану") == only_title

@@ -225,6 +225,48 @@ def safe_snippet(snippet: str) -> Markup:
     return Markup("".join(out))
 
 
+def drop_lead(snippet: Markup, title: str) -> Markup:
+    """A snippet that starts with the post's title (shown just above it) without that repeat.
+
+    Works on the safe snippet's visible text, keeping the <mark> tags balanced; returns the
+    snippet unchanged when it does not start with the title, nothing would be left, or every
+    highlighted match would go with the cut."""
+    title = " ".join((title or "").split())
+    if not title:
+        return snippet
+    parts = _MARK_SPLIT.split(str(snippet))
+    visible = "".join(html.unescape(p) for p in parts if p not in ("<mark>", "</mark>"))
+    flat = " ".join(visible.split())
+    if not flat.startswith(title) or len(flat) < len(title) + 20:
+        return snippet
+    # Consume visible characters (whitespace-insensitively) until the title is used up.
+    need = title.replace(" ", "")
+    out: list[str] = []
+    for i, part in enumerate(parts):
+        if part in ("<mark>", "</mark>"):
+            out.append(part)
+            continue
+        text = html.unescape(part)
+        j = 0
+        while need and j < len(text):
+            if not text[j].isspace():
+                need = need[1:]
+            j += 1
+        if need:
+            continue
+        rest = text[j:].lstrip(" \t\n.,:;—–-")
+        out.append(str(escape(rest)))
+        out.extend(parts[i + 1:])
+        break
+    cleaned = re.sub(r"<mark></mark>", "", "".join(out))
+    cleaned = re.sub(r"^((?:</?mark>)*)[\s.,:;—–-]+", r"\1", cleaned)
+    if not _MARK_SPLIT.sub("", cleaned).strip():
+        return snippet
+    if "<mark>" in str(snippet) and "<mark>" not in cleaned:
+        return snippet      # the matches were all in the title: keep them visible
+    return Markup(cleaned)
+
+
 def safe_url(value: str | None) -> str:
     """Only http(s) links leave the page as links (no javascript:, data:, …)."""
     if not value:
@@ -370,7 +412,7 @@ def timeline_chart(state: SearchState, buckets: list[dict]) -> dict | None:
 def _environment() -> Environment:
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=True,
                       trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(safe_snippet=safe_snippet, safe_url=safe_url, post_path=post_path,
+    env.filters.update(safe_snippet=safe_snippet, drop_lead=drop_lead, safe_url=safe_url, post_path=post_path,
                        fmt_date=fmt_date, fmt_count=fmt_count, linkify=linkify, excerpt=excerpt)
     env.globals.update(version=__version__, MODES=MODES, SORTS=SORTS, KINDS=KINDS, INTERVALS=INTERVALS,
                        MODE_LABELS=MODE_LABELS, SORT_LABELS=SORT_LABELS, KIND_LABELS=KIND_LABELS,
