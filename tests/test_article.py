@@ -64,6 +64,15 @@ def test_url_and_date_lines_around_the_headline(fixtures):
                          "было сорок пассажиров.\nРасписание на лето опубликуют в мае.")
 
 
+def test_markdown_article(fixtures):
+    post = read_one(fixtures / "articles" / "notes.md")
+    assert post.title == "Как живут смотрители маяков"
+    assert post.links == ("https://sea-service.example/lighthouses",)
+    assert "сообщает морская служба." in post.text and "\nСвязь и быт\n" in post.text
+    for junk in ("#", "**", "![", "img/", "---", "Поделиться", "]("):
+        assert junk not in post.text, junk
+
+
 HTML_JUNK = ("SECRET-TRACKER", "tracking pixel", "cookie", "Принять", "Главная", "Контакты", "ВКонтакте",
              "Поделиться", "Читайте также", "Горнолыжный сезон", "Все права защищены", "конфиденциальности",
              "window.", "console.log", "position:fixed")
@@ -120,9 +129,9 @@ def test_script_only_page_is_an_input_error(tmp_path):
 
 def test_ingest_articles_twice(fixtures, store):
     first = ingest(store, [fixtures / "articles"])
-    assert not first.errors and first.by_format() == {"article": 5}
+    assert not first.errors and first.by_format() == {"article": 6}
     again = ingest(store, [fixtures / "articles"])
-    assert again.total("unchanged") == 5 and again.total("new") == again.total("updated") == 0
+    assert again.total("unchanged") == 6 and again.total("new") == again.total("updated") == 0
 
 
 def test_same_article_saved_twice_gets_one_id(tmp_path, fixtures):

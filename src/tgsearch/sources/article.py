@@ -89,8 +89,15 @@ def _tail(lines: list[str]) -> list[int]:
     return idx[max(len(idx) - TAIL_LINES, len(idx) // 2):]
 
 
-def parse_text_article(text: str) -> Article:
+_MD_HEADING = re.compile(r"^#{1,6}\s+")
+_MD_RULE = re.compile(r"^(?:-{3,}|\*{3,}|_{3,})$")
+_MD_IMAGE = re.compile(r"!\[[^\]\n]*\]\([^)\s]+\)")
+
+
+def parse_text_article(text: str, *, markdown: bool = False) -> Article:
     art = Article()
+    if markdown:
+        text, art.links = _unmark(text)
     cut = []
     for line in tidy(text).split("\n"):
         if is_page_footer(line):
@@ -106,6 +113,14 @@ def parse_text_article(text: str) -> Article:
         body = tidy(f"{art.title}\n{body}")
     art.text = body
     return art
+
+
+def _unmark(text: str) -> tuple[str, list[str]]:
+    """Markdown to plain lines: headings lose their '#', images go, [label](url) keeps the label."""
+    text = _MD_IMAGE.sub("", text)
+    text, links = strip_markdown(text)
+    lines = [_MD_HEADING.sub("", line) for line in text.split("\n") if not _MD_RULE.match(line.strip())]
+    return "\n".join(lines), links
 
 
 def _strip_trailer(lines: list[str], art: Article) -> list[str]:
@@ -380,7 +395,10 @@ def read(path: Path, ctx: ReadContext) -> Iterator[Post]:
         art = parse_html_article(_read_html(path, ctx.encoding))
     else:
         text = read_text(path, ctx.encoding)
-        art = parse_html_article(text) if _looks_html(text) else parse_text_article(text)
+        if _looks_html(text):
+            art = parse_html_article(text)
+        else:
+            art = parse_text_article(text, markdown=path.suffix.lower() in (".md", ".markdown"))
     if not art.text.strip():
         raise InputError(str(path), "no article text found", "is it an empty or script-only page?")
     channel = channel_for(art.source_url)
