@@ -41,7 +41,7 @@ def _from(posts, prefix):
     return [p for p in posts if p.origin_file.rsplit("/", 1)[-1].startswith(prefix)]
 
 
-def _one(path) -> str:
+def _one(path):
     return next(path.parent.glob(path.name))
 
 
