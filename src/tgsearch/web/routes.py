@@ -429,14 +429,21 @@ class WebUI:
         self._lock = threading.Lock()
 
     # -- rendering ---------------------------------------------------------------------------
-    def render(self, request: Request, name: str, status: int = 200, **context) -> HTMLResponse:
-        started = time.perf_counter()
+    def render(self, request: Request, name: str, status: int = 200, *, started: float | None = None,
+               **context) -> HTMLResponse:
+        """Render a template; Server-Timing tells the template time and, given `started`, the
+        whole handler time (engine + render)."""
+        t0 = time.perf_counter()
         context.setdefault("auth_on", bool(self.token_getter()))
         context.setdefault("path", request.url.path)
         body = self.env.get_template(name).render(**context)
         response = HTMLResponse(body, status_code=status)
         response.headers["cache-control"] = "no-store"
-        response.headers["server-timing"] = f"render;dur={(time.perf_counter() - started) * 1000:.1f}"
+        now = time.perf_counter()
+        timing = f"render;dur={(now - t0) * 1000:.1f}"
+        if started is not None:
+            timing = f"total;dur={(now - started) * 1000:.1f}, " + timing
+        response.headers["server-timing"] = timing
         return response
 
     def error_page(self, request: Request, status: int, title: str, message: str) -> HTMLResponse:
@@ -487,6 +494,7 @@ class WebUI:
         return out, ""
 
     def search(self, request: Request) -> HTMLResponse:
+        started = time.perf_counter()
         state = SearchState.from_query(request.query_params)
         context: dict[str, Any] = {"state": state, "result": None, "error": None, "chart": None,
                                    "channels": [], "facets": {}, "pages": []}
@@ -498,21 +506,21 @@ class WebUI:
         search_fn = getattr(self.backend, "search", None)
         if search_fn is None:
             context["error"] = "this backend has no search engine yet; only browsing posts by id and channels works"
-            return self.render(request, "search.html", status=503, **context)
+            return self.render(request, "search.html", status=503, started=started, **context)
         try:
             result = search_fn(state.request())
         except QueryError as e:
             context["error"] = e.message
             context["query_error"] = e
-            return self.render(request, "search.html", status=400, **context)
+            return self.render(request, "search.html", status=400, started=started, **context)
         except TgsearchError as e:
             context["error"] = e.message
-            return self.render(request, "search.html", status=getattr(e, "status", 500), **context)
+            return self.render(request, "search.html", status=getattr(e, "status", 500), started=started, **context)
         context["result"] = result
         context["chart"] = timeline_chart(state, result.timeline)
         context["facets"] = self.facet_links(state, result.facets or {})
         context["pages"] = pagination(state, result.total)
-        return self.render(request, "search.html", **context)
+        return self.render(request, "search.html", started=started, **context)
 
     def facet_links(self, state: SearchState, facets: dict[str, list[dict]]) -> dict[str, list[dict]]:
         out: dict[str, list[dict]] = {}
