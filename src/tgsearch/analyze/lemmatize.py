@@ -36,6 +36,8 @@ _ENDINGS = tuple(sorted(
 _MIN_STEM = 3
 _VOWELS = set("аеиоуыэюяәөұүі")
 
+_CYRILLIC_COMPOUND = re.compile(r"[а-яёәғқңөұүһіїєў]+(?:-[а-яёәғқңөұүһіїєў]+)*")
+_NOUN_ENDINGS = ("а", "у", "ом", "е", "ы", "ов", "ам", "ами", "ах")
 _SURNAME = re.compile(r"(\w{2,}?(?:ов|ев|ин|ын))(?:а|у|ым|ом|е|ой|ою|ы|ых|ыми)?")
 _SURNAME_ENDINGS = ("", "а", "у", "ым", "ом", "е", "ой", "ы", "ых", "ыми")
 
@@ -124,19 +126,31 @@ class Lemmatizer:
 
     def alternatives(self, word: str) -> list[str]:
         """Index lemma first, then other lemmas worth matching for a query word."""
-        out = [self.lemma(word)]
-        if _CYRILLIC_WORD.fullmatch(word):
-            parses = self.morph.parse(word)
-            top = parses[0].score or 1.0
-            for p in parses:
-                if p.score >= top * _MIN_RELATIVE_SCORE:
-                    # Only values lemma() can return are ever in the index.
-                    _add(out, self.lemma(_e(p.normal_form)))
-            m = _SURNAME.fullmatch(word)
-            if m:
-                stem = m.group(1)
-                for ending in _SURNAME_ENDINGS:
-                    _add(out, self.lemma(stem + ending))
+        base = self.lemma(word)
+        out = [base]
+        if not _CYRILLIC_COMPOUND.fullmatch(word):
+            return out
+        head, _, last = word.rpartition("-")
+        prefix = "-".join(self.lemma(p) for p in head.split("-")) + "-" if head else ""
+        top_score = None
+        # Predictor guesses for unknown words are noise; stripping below covers those.
+        parses = self.morph.parse(word) if self.dictionary_lemma(word) is not None else []
+        for p in parses:
+            top_score = top_score or p.score or 1.0
+            if p.score >= top_score * _MIN_RELATIVE_SCORE:
+                # Only values lemma() can return are ever in the index.
+                _add(out, self.lemma(_e(p.normal_form)))
+        # The form read as a noun with its ending stripped: "под Усть-Каменогорском" is in the
+        # dictionary only as the adjective "усть-каменогорский".
+        _add(out, self.lemma(prefix + strip_ending(last)))
+        m = _SURNAME.fullmatch(last)
+        if m:
+            for ending in _SURNAME_ENDINGS:
+                _add(out, self.lemma(prefix + m.group(1) + ending))
+        elif base[-1] not in _VOWELS and base[-1] not in "йь" and self.dictionary_lemma(base) is None:
+            # An unknown consonant-final noun (place, name): whatever lemma its case forms got.
+            for ending in _NOUN_ENDINGS:
+                _add(out, self.lemma(base + ending))
         return out
 
 

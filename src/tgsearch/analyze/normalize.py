@@ -21,12 +21,14 @@ import re
 import unicodedata
 
 # Removed before NFKC: soft hyphen, zero-width space/joiners, word joiner, BOM, variation
-# selectors (incl. the supplementary block), combining keycap, the numero sign (so "№5" → "5").
+# selectors (incl. the supplementary block), stray combining keycaps, the numero sign (so "№5" → "5").
 _INVISIBLE = (
     "\u00ad\u180e\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff"
     "\ufe00-\ufe0f\u20e3\u2116\U000e0000-\U000e007f\U000e0100-\U000e01ef"
 )
 _INVISIBLE_RE = re.compile(f"[{_INVISIBLE}]")
+# Keycap emoji ("1️⃣") are pictures, not numbers.
+_KEYCAP_RE = re.compile("[0-9#*]\ufe0f?\u20e3")
 # Stress marks on Cyrillic vowels have no precomposed form, so they survive NFKC.
 _ACCENT_RE = re.compile("[\u0300\u0301]")
 
@@ -43,6 +45,8 @@ def prepare(text: str) -> str:
     """Case-preserving normalization of a whole text (see module docstring)."""
     if text.isascii():
         return text
+    if "\u20e3" in text:
+        text = _KEYCAP_RE.sub("", text)
     if _INVISIBLE_RE.search(text):
         text = _INVISIBLE_RE.sub("", text)
     if not unicodedata.is_normalized("NFKC", text):
@@ -80,7 +84,7 @@ def prepare_with_offsets(text: str) -> tuple[str, list[int], list[int]]:
     i = 0
     while i < n:
         j = i + 1
-        while j < n and unicodedata.combining(text[j]):
+        while j < n and unicodedata.category(text[j])[0] == "M":  # marks incl. VS16, keycap
             j += 1
         cluster = prepare(text[i:j])
         if cluster:

@@ -115,6 +115,8 @@ def _options(word: str, i: int) -> list[tuple[int, str, float]]:
     ch = word[i]
     if ch in "yeij":
         opts = _contextual(word, i)
+        if ch == "i" and word[i + 1: i + 2] in ("a", "u"):  # passport ia/iu: Iurii, Sobianin
+            opts += [(2, cyr, cost) for cyr, cost in dict(_UNITS)[word[i: i + 2]]]
         if opts:
             return opts
     for latin, alts in _UNITS:
