@@ -116,9 +116,10 @@ class Lemmatizer:
         if known is not None:
             return known
         stem = strip_ending(word)
-        if stem != word and word[-1] not in _VOWELS and not _is_surname_form(word):
-            # Касым, Рахим, Мукан: a consonant-final nominative that only looks like a case
-            # ending. Trust pymorphy's predictor when it reads the word as a noun's own lemma.
+        if (stem != word and word.endswith(("ым", "им")) and not word.endswith(("ским", "цким"))
+                and not _is_surname_form(word)):
+            # Касым, Рахим, Карим: a nominative that only looks like an instrumental ending.
+            # Trust pymorphy's predictor when it reads the word as a noun's own lemma.
             tag = (p := self.morph.parse(word)[0]).tag
             if tag.POS == "NOUN" and "nomn" in tag and _e(p.normal_form) == word:
                 return word
