@@ -1,0 +1,630 @@
+"""The vector index: passage embeddings of every post, derived from the store.
+
+Layout, one folder per embedding model: ``<db>/index/vectors/<model>/``
+
+- ``vectors.sqlite`` -- the durable part. ``entries`` holds one row per passage vector
+  (label, post id, post version, passage number, character span in the post text, float16
+  vector); ``meta`` holds the model name, dimension and the store high-water mark (the highest
+  store ``version`` embedded). A batch of posts and the new high-water mark are committed in one
+  transaction, so a filler killed at any point resumes exactly where the last commit left it:
+  no post is missing and none is embedded twice.
+- ``hnsw.usearch`` + ``hnsw.json`` -- a usearch HNSW graph over those vectors, quantized (``i8`` by
+  default, see docs/benchmarks.md), a cache rebuilt or topped up from ``vectors.sqlite`` on open.
+
+Filling is incremental (``Store.iter_since(high_water_mark)``) and can run in the background --
+in a thread (`VectorFiller`) or a detached process (``python -m tgsearch.index.vectors fill``)
+-- while lexical search serves at once. Readers (`VectorIndex`) pick up new rows as they land.
+
+Per-post passage choice: a post up to ``SHORT_CHARS`` is one vector (title + text). A longer post
+gets a title + lead passage and up to ``MAX_PASSAGES - 1`` further passages of about
+``PASSAGE_CHARS`` cut at sentence ends; a post's score is its best passage's score, and the span
+of that passage is what a semantic-only hit's snippet shows.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import sqlite3
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from ..analyze.embed import DEFAULT_MODEL, Embedder, clean_for_embedding, get_embedder
+from ..errors import IndexMismatchError, StoreError
+from ..post import Post
+from ..store import Store
+
+SCHEMA = 1
+SHORT_CHARS = 1000
+PASSAGE_CHARS = 600
+MAX_PASSAGES = 4
+DEFAULT_QUANT = "i8"
+QUANTS = ("f32", "f16", "i8")
+ACTIVE_META_KEY = "vectors_model"
+
+
+def model_slug(model: str) -> str:
+    """Folder name for a model: registered names as-is, anything else made filesystem-safe."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", model).strip("-")
+    if slug != model:
+        import hashlib
+
+        slug = f"{slug[-60:]}-{hashlib.blake2b(model.encode(), digest_size=4).hexdigest()}"
+    return slug
+
+
+def vectors_dir(root: str | os.PathLike, model: str) -> Path:
+    return Path(root) / "index" / "vectors" / model_slug(model)
+
+
+def active_model(store: Store) -> str:
+    """The embedding model the data folder uses (`tgsearch reindex --vectors MODEL` switches it)."""
+    return os.environ.get("TGSEARCH_VECTORS_MODEL") or store.get_meta(ACTIVE_META_KEY) or DEFAULT_MODEL
+
+
+# -- passages ---------------------------------------------------------------------------------
+_SENTENCE_END = re.compile(r"(?<=[.!?…»\"])\s+|\n+")
+
+
+@dataclass(frozen=True)
+class Passage:
+    number: int
+    start: int          # character span in post.text (0, 0 for a title-only passage)
+    end: int
+    text: str           # what is embedded (title prepended to passage 0, URLs dropped)
+
+
+def passages_for(post: Post, *, short: int = SHORT_CHARS, size: int = PASSAGE_CHARS,
+                 limit: int = MAX_PASSAGES) -> list[Passage]:
+    text = post.text or ""
+    title = (post.title or "").strip()
+    if len(text) + len(title) <= short:
+        body = clean_for_embedding(f"{title}\n{text}" if title else text)
+        return [Passage(0, 0, len(text), body or title or ".")]
+    # Cut the text at sentence ends into chunks of about `size` characters.
+    bounds = [0] + [m.end() for m in _SENTENCE_END.finditer(text)] + [len(text)]
+    chunks: list[tuple[int, int]] = []
+    start = 0
+    for b in bounds[1:]:
+        if b - start >= size:
+            chunks.append((start, b))
+            start = b
+    if start < len(text):
+        if chunks and len(text) - start < size // 3:
+            chunks[-1] = (chunks[-1][0], len(text))
+        else:
+            chunks.append((start, len(text)))
+    out: list[Passage] = []
+    for number, (a, b) in enumerate(chunks[:limit]):
+        # a run-on chunk without sentence ends is capped so every passage stays passage-sized
+        piece = text[a:b]
+        body = clean_for_embedding(piece, max_chars=2 * size)
+        if number == 0 and title:
+            body = clean_for_embedding(title) + ". " + body
+        out.append(Passage(number, a, b, body or "."))
+    return out or [Passage(0, 0, len(text), clean_for_embedding(title) or ".")]
+
+
+# -- durable store ----------------------------------------------------------------------------
+_SQL = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS entries (
+    label INTEGER PRIMARY KEY AUTOINCREMENT,
+    post_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    passage INTEGER NOT NULL,
+    start INTEGER NOT NULL,
+    end INTEGER NOT NULL,
+    vec BLOB NOT NULL,
+    UNIQUE(post_id, passage)
+);
+CREATE INDEX IF NOT EXISTS entries_post ON entries(post_id);
+"""
+
+
+class VectorStore:
+    """vectors.sqlite of one model: entries + meta (model, dim, high-water mark)."""
+
+    def __init__(self, directory: Path, model: str, dim: int, *, create: bool = True):
+        self.dir = Path(directory)
+        self.model = model
+        self.dim = dim
+        self.path = self.dir / "vectors.sqlite"
+        if not self.path.exists() and not create:
+            raise StoreError(f"{self.path}: no vector index for {model} here (run `tgsearch reindex --vectors {model}`)")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        conn = self.conn
+        conn.executescript(_SQL)
+        recorded_model = self.get_meta("model")
+        recorded_dim = self.get_meta("dim")
+        if recorded_model is None:
+            conn.execute("BEGIN IMMEDIATE")
+            if self.get_meta("model") is None:
+                self._set_meta("model", model)
+                self._set_meta("dim", str(dim))
+                self._set_meta("schema", str(SCHEMA))
+                self._set_meta("hwm", "0")
+            conn.execute("COMMIT")
+            recorded_model, recorded_dim = self.get_meta("model"), self.get_meta("dim")
+        if recorded_model != model or int(recorded_dim) != dim:
+            raise IndexMismatchError(
+                f"{self.path}: vector index was built by {recorded_model} ({recorded_dim} dims), not {model} ({dim} dims); "
+                f"run `tgsearch reindex --vectors {model}` to rebuild it"
+            )
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+            except sqlite3.Error as e:
+                raise StoreError(f"{self.path}: cannot open the vector store ({e})") from e
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    def get_meta(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self.conn.execute("INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                          (key, value))
+
+    @property
+    def hwm(self) -> int:
+        return int(self.get_meta("hwm") or 0)
+
+    def write_batch(self, rows: list[tuple[str, int, Passage, np.ndarray]], hwm: int) -> None:
+        """Replace the entries of the batch's posts and advance the high-water mark, atomically."""
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            ids = sorted({r[0] for r in rows})
+            for i in range(0, len(ids), 500):
+                chunk = ids[i:i + 500]
+                conn.execute(f"DELETE FROM entries WHERE post_id IN ({','.join('?' * len(chunk))})", chunk)
+            conn.executemany(
+                "INSERT INTO entries(post_id, version, passage, start, end, vec) VALUES(?,?,?,?,?,?)",
+                [(pid, ver, p.number, p.start, p.end, vec.astype(np.float16).tobytes()) for pid, ver, p, vec in rows],
+            )
+            if hwm > self.hwm:
+                self._set_meta("hwm", str(hwm))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def delete_posts(self, post_ids: list[str]) -> None:
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        for i in range(0, len(post_ids), 500):
+            chunk = post_ids[i:i + 500]
+            conn.execute(f"DELETE FROM entries WHERE post_id IN ({','.join('?' * len(chunk))})", chunk)
+        conn.execute("COMMIT")
+
+    def count_posts(self) -> int:
+        return self.conn.execute("SELECT COUNT(DISTINCT post_id) FROM entries").fetchone()[0]
+
+    def count_entries(self) -> int:
+        return self.conn.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
+
+    def max_label(self) -> int:
+        return self.conn.execute("SELECT COALESCE(MAX(label), 0) FROM entries").fetchone()[0]
+
+    def iter_entries(self, after_label: int = 0, batch: int = 20000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(labels, vectors float32) in label order, after `after_label`."""
+        last = after_label
+        while True:
+            rows = self.conn.execute("SELECT label, vec FROM entries WHERE label > ? ORDER BY label LIMIT ?",
+                                     (last, batch)).fetchall()
+            if not rows:
+                return
+            labels = np.fromiter((r[0] for r in rows), dtype=np.uint64, count=len(rows))
+            vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float16).reshape(len(rows), self.dim)
+            yield labels, vecs.astype(np.float32)
+            last = int(labels[-1])
+
+    def labels_to_posts(self, labels: list[int]) -> dict[int, tuple[str, int]]:
+        """label -> (post id, passage number) for the labels that are still live."""
+        out: dict[int, tuple[str, int]] = {}
+        for i in range(0, len(labels), 500):
+            chunk = labels[i:i + 500]
+            for label, pid, passage in self.conn.execute(
+                f"SELECT label, post_id, passage FROM entries WHERE label IN ({','.join('?' * len(chunk))})", chunk
+            ):
+                out[label] = (pid, passage)
+        return out
+
+    def post_vectors(self, post_ids: list[str]) -> dict[str, list[tuple[int, int, int, np.ndarray]]]:
+        """post id -> [(passage, start, end, vector float32)] for the given posts that have vectors."""
+        out: dict[str, list] = {}
+        for i in range(0, len(post_ids), 500):
+            chunk = post_ids[i:i + 500]
+            for pid, passage, start, end, vec in self.conn.execute(
+                f"SELECT post_id, passage, start, end, vec FROM entries WHERE post_id IN ({','.join('?' * len(chunk))}) "
+                "ORDER BY post_id, passage", chunk
+            ):
+                out.setdefault(pid, []).append((passage, start, end, np.frombuffer(vec, dtype=np.float16).astype(np.float32)))
+        return out
+
+
+# -- filling ----------------------------------------------------------------------------------
+@contextmanager
+def _fill_lock(directory: Path, wait: bool = True):
+    """One filler per model folder (across processes); yields False when busy and not waiting."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory / "fill.lock", os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def fill(store: Store, model: str | None = None, *, embedder: Embedder | None = None, batch: int = 256,
+         wait: bool = True, stop: threading.Event | None = None,
+         on_batch: Callable[[int, int], None] | None = None, save_index: bool = True) -> int:
+    """Embed every post written since the index's high-water mark; returns how many were embedded.
+
+    Safe to kill at any point and to re-run: each batch commits its vectors with the new
+    high-water mark. Only one filler works per model folder; with `wait=False` a busy folder
+    returns 0 at once.
+    """
+    model = model or active_model(store)
+    embedder = embedder or get_embedder(model)
+    directory = vectors_dir(store.root, model)
+    done = 0
+    with _fill_lock(directory, wait=wait) as locked:
+        if not locked:
+            return 0
+        vstore = VectorStore(directory, embedder.name, embedder.dim)
+        try:
+            pending: list[tuple[int, Post]] = []
+
+            def flush() -> None:
+                nonlocal done
+                if not pending:
+                    return
+                rows: list[tuple[str, int, Passage]] = []
+                for version, post in pending:
+                    for p in passages_for(post):
+                        rows.append((post.id, version, p))
+                vectors = embedder.embed_documents([r[2].text for r in rows])
+                vstore.write_batch([(pid, ver, p, vec) for (pid, ver, p), vec in zip(rows, vectors)],
+                                   hwm=max(v for v, _ in pending))
+                done += len(pending)
+                pending.clear()
+                if on_batch:
+                    on_batch(done, vstore.hwm)
+
+            for version, post in store.iter_since(vstore.hwm, batch=batch):
+                pending.append((version, post))
+                if len(pending) >= batch:
+                    flush()
+                    if stop is not None and stop.is_set():
+                        break
+            else:
+                flush()
+            if save_index and done:
+                HNSW(directory, vstore).sync(save=True)
+        finally:
+            vstore.close()
+    return done
+
+
+class VectorFiller:
+    """Background thread that keeps a model's vectors up with the store."""
+
+    def __init__(self, store: Store, model: str | None = None, *, embedder: Embedder | None = None,
+                 on_batch: Callable[[int, int], None] | None = None):
+        self.store = store
+        self.model = model or active_model(store)
+        self.embedder = embedder
+        self.on_batch = on_batch
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+        self.filled = 0
+
+    def start(self) -> "VectorFiller":
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._run, name="tgsearch-vector-filler", daemon=True)
+            self._thread.start()
+        self.poke()
+        return self
+
+    def poke(self) -> None:
+        """New posts were written: fill them."""
+        self._wake.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(timeout=5.0)
+            self._wake.clear()
+            if self._stop.is_set():
+                break
+            try:
+                self.filled += fill(self.store, self.model, embedder=self.embedder, stop=self._stop,
+                                    on_batch=self.on_batch, wait=False, save_index=True)
+                self.error = None
+            except BaseException as e:  # noqa: BLE001 - keep serving; error is surfaced in stats
+                self.error = e
+                time.sleep(1.0)
+
+    def stop(self, timeout: float | None = 30.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+
+def spawn_filler(root: str | os.PathLike, model: str | None = None, *, log: str | os.PathLike | None = None):
+    """Start a detached `python -m tgsearch.index.vectors fill` process; returns its Popen."""
+    import subprocess
+
+    args = [sys.executable, "-m", "tgsearch.index.vectors", "fill", "--db", str(root), "--quiet"]
+    if model:
+        args += ["--model", model]
+    out = open(log, "ab") if log else subprocess.DEVNULL
+    try:
+        return subprocess.Popen(args, stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=True)
+    finally:
+        if log:
+            out.close()
+
+
+# -- the searchable graph ---------------------------------------------------------------------
+class HNSW:
+    """usearch graph over a VectorStore; loaded from its saved file and topped up from sqlite."""
+
+    def __init__(self, directory: Path, vstore: VectorStore, quant: str | None = None):
+        self.dir = directory
+        self.vstore = vstore
+        self.quant = quant or os.environ.get("TGSEARCH_VECTOR_QUANT") or DEFAULT_QUANT
+        if self.quant not in QUANTS:
+            raise StoreError(f"TGSEARCH_VECTOR_QUANT={self.quant!r}: choose one of {', '.join(QUANTS)}")
+        self.index = None
+        self.max_label = 0
+        self._lock = threading.RLock()
+
+    @property
+    def path(self) -> Path:
+        return self.dir / f"hnsw-{self.quant}.usearch"
+
+    @property
+    def info_path(self) -> Path:
+        return self.dir / f"hnsw-{self.quant}.json"
+
+    def _new(self):
+        from usearch.index import Index
+
+        return Index(ndim=self.vstore.dim, metric="cos", dtype=self.quant, connectivity=16,
+                     expansion_add=128, expansion_search=96)
+
+    def load(self) -> None:
+        from usearch.index import Index
+
+        with self._lock:
+            self.index, self.max_label = self._new(), 0
+            try:
+                info = json.loads(self.info_path.read_text())
+                if (info.get("model") == self.vstore.model and info.get("dim") == self.vstore.dim
+                        and self.path.exists()):
+                    index = Index.restore(str(self.path))
+                    if index is not None and index.ndim == self.vstore.dim:
+                        self.index, self.max_label = index, int(info.get("max_label", 0))
+            except (OSError, ValueError, RuntimeError):
+                pass  # a missing or torn cache file: rebuild from vectors.sqlite
+
+    def sync(self, save: bool = False) -> int:
+        """Add entries written since the last sync, drop deleted ones; returns how many were added."""
+        with self._lock:
+            if self.index is None:
+                self.load()
+            added = 0
+            for labels, vecs in self.vstore.iter_entries(self.max_label):
+                fresh = ~np.asarray(self.index.contains(labels), dtype=bool)
+                if fresh.any():
+                    self.index.add(labels[fresh], vecs[fresh], threads=2)
+                    added += int(fresh.sum())
+                self.max_label = int(labels[-1])
+            live = self.vstore.count_entries()
+            if len(self.index) != live:
+                self._drop_deleted()
+            if save and (added or not self.path.exists()):
+                self.save()
+            return added
+
+    def _drop_deleted(self) -> None:
+        keys = np.asarray(self.index.keys, dtype=np.uint64)
+        live = np.fromiter((r[0] for r in self.vstore.conn.execute("SELECT label FROM entries")), dtype=np.uint64)
+        stale = np.setdiff1d(keys, live, assume_unique=True)
+        if len(stale):
+            self.index.remove(stale)
+
+    def save(self) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        self.index.save(str(tmp))
+        os.replace(tmp, self.path)
+        info_tmp = self.info_path.with_suffix(".jtmp")
+        info_tmp.write_text(json.dumps({"model": self.vstore.model, "dim": self.vstore.dim,
+                                        "quant": self.quant, "max_label": self.max_label}))
+        os.replace(info_tmp, self.info_path)
+
+    def search(self, query: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """(labels, cosine similarities) of the nearest passages."""
+        with self._lock:
+            if self.index is None or len(self.index) == 0:
+                return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.float32)
+            count = min(count, len(self.index))
+            matches = self.index.search(query.astype(np.float32), count)
+            return np.asarray(matches.keys, dtype=np.uint64), 1.0 - np.asarray(matches.distances, dtype=np.float32)
+
+
+class VectorIndex:
+    """The reader side: query the vectors of one model in one data folder."""
+
+    def __init__(self, store: Store, model: str | None = None, *, embedder: Embedder | None = None,
+                 quant: str | None = None, create: bool = True):
+        self.store = store
+        self.model = model or active_model(store)
+        self.embedder = embedder or get_embedder(self.model)
+        if self.embedder.name != self.model:
+            raise IndexMismatchError(f"embedder {self.embedder.name} cannot serve the {self.model} vector index")
+        self.dir = vectors_dir(store.root, self.model)
+        self.vstore = VectorStore(self.dir, self.embedder.name, self.embedder.dim, create=create)
+        self.graph = HNSW(self.dir, self.vstore, quant)
+        self._synced_at = 0.0
+        self._seen_max_label = -1
+
+    def refresh(self, *, min_interval: float = 0.5) -> None:
+        """Pick up vectors a filler committed since the last look (cheap when nothing changed)."""
+        now = time.monotonic()
+        if now - self._synced_at < min_interval and self._seen_max_label >= 0:
+            return
+        self._synced_at = now
+        max_label = self.vstore.max_label()
+        count = self.vstore.count_entries()
+        if max_label != self._seen_max_label or self.graph.index is None or len(self.graph.index) != count:
+            self.graph.sync()
+            self._seen_max_label = max_label
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.embedder.embed_queries([text])[0]
+
+    def search_vector(self, qvec: np.ndarray, limit: int = 100) -> list[tuple[str, float, int]]:
+        """[(post id, best cosine, best passage)] for the posts nearest to a query vector."""
+        self.refresh()
+        labels, sims = self.graph.search(qvec, count=limit * 2)
+        if len(labels) == 0:
+            return []
+        owners = self.vstore.labels_to_posts([int(x) for x in labels])
+        best: dict[str, tuple[float, int]] = {}
+        for label, sim in zip(labels, sims):
+            owner = owners.get(int(label))
+            if owner is None:
+                continue  # deleted since the graph was built
+            pid, passage = owner
+            if pid not in best or sim > best[pid][0]:
+                best[pid] = (float(sim), passage)
+        ranked = sorted(best.items(), key=lambda kv: -kv[1][0])[:limit]
+        return [(pid, sim, passage) for pid, (sim, passage) in ranked]
+
+    def score_posts(self, qvec: np.ndarray, post_ids: list[str]) -> dict[str, tuple[float, int, int, int]]:
+        """Exact cosine of the query with given posts: post id -> (sim, passage, start, end), best passage."""
+        out: dict[str, tuple[float, int, int, int]] = {}
+        for pid, entries in self.vstore.post_vectors(post_ids).items():
+            mat = np.stack([e[3] for e in entries])
+            sims = mat @ qvec
+            i = int(np.argmax(sims))
+            out[pid] = (float(sims[i]), entries[i][0], entries[i][1], entries[i][2])
+        return out
+
+    def status(self) -> dict:
+        total = self.store.count()
+        with_vectors = self.vstore.count_posts()
+        return {"model": self.model, "dim": self.embedder.dim, "posts_with_vectors": with_vectors,
+                "posts": total, "vectors": self.vstore.count_entries(), "hwm": self.vstore.hwm,
+                "store_version": self.store.max_version(), "complete": self.vstore.hwm >= self.store.max_version(),
+                "quant": self.graph.quant}
+
+    def close(self) -> None:
+        self.vstore.close()
+
+
+def vector_status(store: Store, model: str | None = None) -> dict:
+    """How far the vectors of `model` are, without loading the model (for `tgsearch stats`)."""
+    model = model or active_model(store)
+    directory = vectors_dir(store.root, model)
+    out = {"model": model, "posts": store.count(), "posts_with_vectors": 0, "vectors": 0, "complete": False}
+    path = directory / "vectors.sqlite"
+    if not path.exists():
+        return out
+    conn = sqlite3.connect(path, timeout=30)
+    try:
+        out["posts_with_vectors"] = conn.execute("SELECT COUNT(DISTINCT post_id) FROM entries").fetchone()[0]
+        out["vectors"] = conn.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
+        row = conn.execute("SELECT value FROM meta WHERE key='hwm'").fetchone()
+        hwm = int(row[0]) if row else 0
+        out["complete"] = hwm >= store.max_version()
+    except sqlite3.Error:
+        pass
+    finally:
+        conn.close()
+    return out
+
+
+def reset(root: str | os.PathLike, model: str) -> None:
+    """Delete a model's vector folder (it is derived; the next fill rebuilds it)."""
+    import shutil
+
+    directory = vectors_dir(root, model)
+    with _fill_lock(directory, wait=True):
+        for child in directory.iterdir():
+            if child.name != "fill.lock":
+                if child.is_dir():
+                    shutil.rmtree(child)
+                else:
+                    child.unlink()
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m tgsearch.index.vectors",
+                                     description="Fill the vector index of a data folder from its store.")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("fill", help="embed every post not yet embedded (resumable)")
+    p.add_argument("--db", required=True)
+    p.add_argument("--model", default=None)
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    store = Store(args.db, create=False)
+    started = time.perf_counter()
+
+    def report(done: int, hwm: int) -> None:
+        if not args.quiet:
+            rate = done / max(time.perf_counter() - started, 1e-9)
+            print(f"embedded {done} posts (store version {hwm}, {rate:.0f} posts/s)", flush=True)
+
+    n = fill(store, args.model, batch=args.batch, on_batch=report)
+    if not args.quiet:
+        print(f"done: {n} posts in {time.perf_counter() - started:.1f}s", flush=True)
+    store.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
