@@ -230,6 +230,36 @@ def test_narrow_by_a_click_on_the_chart_then_by_channel(server, page):
     assert page.watch.dialogs == [] and page.watch.errors == []
 
 
+def test_syntax_help_and_the_filter_bar(server, page):
+    page.goto(server.url + "/?q=%D0%9A%D0%B0%D0%B7%D0%B0%D1%85%D1%81%D1%82%D0%B0%D0%BD%D0%B5")   # Казахстане
+    help_box = page.locator(".help-toggle .syntax")
+    assert not help_box.is_visible()
+    page.click(".help-toggle summary")
+    assert help_box.is_visible() and "OR" in help_box.inner_text()
+    # Two channels from the picker (OR-ed): the total is the sum of their facet counts.
+    page.click(".channel-picker summary")
+    boxes = page.locator(".channel-list input[type=checkbox]")
+    assert boxes.count() >= 2
+    chosen = [boxes.nth(0).get_attribute("value"), boxes.nth(1).get_attribute("value")]
+    boxes.nth(0).check()
+    boxes.nth(1).check()
+    with page.expect_navigation():
+        page.click(".picker-actions button")
+    assert sorted(query_of(page.url)["channel"]) == sorted(chosen)
+    facet_counts = page.eval_on_selector_all('[data-facet="channel"] a .count',
+                                             "els => els.map(e => parseInt(e.textContent.replace(/\\s/g, '')))")
+    assert total(page) == sum(facet_counts) and len(facet_counts) <= 2
+    # A date typed in the bar (Enter submits the form).
+    page.fill("input[name=since]", "2025-05-01")
+    with page.expect_navigation():
+        page.press("input[name=since]", "Enter")
+    q = query_of(page.url)
+    assert q["since"] == ["2025-05-01"] and sorted(q["channel"]) == sorted(chosen)
+    for h in hits(page):
+        assert h["date"] is None or h["date"][:10] >= "2025-05-01", h
+    assert page.watch.dialogs == [] and page.watch.errors == []
+
+
 def test_sort_switch_applies_at_once_and_state_is_in_the_url(server, page):
     page.goto(server.url + "/?q=%D0%A2%D0%BE%D0%BA%D0%B0%D0%B5%D0%B2%D1%83")
     with page.expect_navigation():

@@ -396,3 +396,10 @@ def test_snippet_does_not_repeat_the_title_shown_above_it():
     # When every match is in the title, the snippet keeps it (the highlights stay visible).
     only_title = safe_snippet("Визит в <mark>Астану</mark>. Президент принял делегацию соседей и гостей")
     assert drop_lead(only_title, "Визит в Астану") == only_title
+
+
+def test_dates_accept_month_and_year_like_the_query_language():
+    state = SearchState.from_query(QueryParams("since=2025-02&until=2025-02"))
+    assert state.since == date(2025, 2, 1) and state.until == date(2025, 2, 28)
+    state = SearchState.from_query(QueryParams("since=2024&until=2024"))
+    assert state.since == date(2024, 1, 1) and state.until == date(2024, 12, 31)

@@ -39,6 +39,7 @@ from .. import __version__
 from ..errors import NotFoundError, QueryError, TgsearchError
 from ..export import FORMATS, iter_chunks
 from ..post import Post
+from ..search.query import parse_day
 from ..search.types import MODES, SORTS, SearchRequest
 from . import auth
 
@@ -97,9 +98,9 @@ class SearchState:
             value = one(name)
             if not value:
                 return None
-            try:
-                return date.fromisoformat(value)
-            except ValueError:
+            try:   # as in the query language and the API: YYYY-MM-DD, YYYY-MM or YYYY
+                return parse_day(value, value, 0, end=name == "until")
+            except QueryError:
                 errors.append(f"{name}: {value!r} is not a date (use YYYY-MM-DD); ignored")
                 return None
 
