@@ -24,9 +24,10 @@ Occur = tantivy.Occur
 
 @dataclass
 class Weights:
-    title: float = 1.5
-    exact: float = 0.3
-    coverage: float = 2.0
+    # Tuned on bench/queries/dev.jsonl and XQuAD-ru (docs/benchmarks.md, "Search core").
+    title: float = 1.5       # extra weight of a match in the title (first line for Telegram posts)
+    exact: float = 0.05      # extra weight of the exact typed form
+    coverage: float = 1.0    # constant bonus per plain query word matched: all-words posts first
     prefix_terms: int = 64
 
 
