@@ -162,8 +162,10 @@ def total(page) -> int:
 
 
 def shoot(page, name: str) -> None:
+    """What the reader sees first (name.png) and the whole page (name-full.png)."""
     SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / name), full_page=True)
+    page.screenshot(path=str(SHOTS / name))
+    page.screenshot(path=str(SHOTS / name.replace(".png", "-full.png")), full_page=True)
 
 
 # -- the analyst's path ------------------------------------------------------------------------------
@@ -284,7 +286,10 @@ def test_open_a_post_and_come_back(server, page):
         first.locator("a.hit-title").click()
     assert page.locator("article.post").get_attribute("data-id") == post_id
     post = server.api("/api/posts/" + post_id)
-    assert post["text"][:60] in page.inner_text(".post-text")
+    last_line = [line for line in post["text"].splitlines() if line.strip()][-1]
+    assert last_line[:60] in page.inner_text(".post-text")
+    if post["title"]:
+        assert page.inner_text("article.post h1") == post["title"]
     assert page.locator("dl.fields").is_visible()
     shoot(page, "post-desktop-1280.png")
     # The browser's back button returns to the results…

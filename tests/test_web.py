@@ -403,3 +403,13 @@ def test_dates_accept_month_and_year_like_the_query_language():
     assert state.since == date(2025, 2, 1) and state.until == date(2025, 2, 28)
     state = SearchState.from_query(QueryParams("since=2024&until=2024"))
     assert state.since == date(2024, 1, 1) and state.until == date(2024, 12, 31)
+
+
+def test_post_text_under_its_title_does_not_repeat_it():
+    from tgsearch.web.routes import body_without_title
+
+    assert body_without_title("Заголовок\nТекст поста.", "Заголовок") == "Текст поста."
+    assert body_without_title("**Заголовок**\n\nТекст.", "Заголовок") == "Текст."
+    assert body_without_title("Заголовок", "Заголовок") == "Заголовок"          # nothing else: keep it
+    assert body_without_title("Другое\nТекст.", "Заголовок") == "Другое\nТекст."
+    assert body_without_title("Текст без заголовка.", "") == "Текст без заголовка."

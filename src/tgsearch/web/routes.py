@@ -339,6 +339,14 @@ def excerpt(text: str, length: int = 240) -> str:
     return cut + "…"
 
 
+def body_without_title(text: str, title: str) -> str:
+    """The post text for display under its title: without a first line that only repeats it."""
+    first, sep, rest = (text or "").partition("\n")
+    if title and sep and " ".join(first.split()).strip("*_ ") == " ".join(title.split()) and rest.strip():
+        return rest.lstrip("\n")
+    return text or ""
+
+
 def month_range(value: str) -> tuple[date, date] | None:
     match = re.match(r"^(\d{4})-(\d{2})", value or "")
     if not match:
@@ -570,6 +578,7 @@ class WebUI:
                 url = f"https://t.me/c/{post.channel[1:]}/{mid}"
             stitched.append({"id": mid, "url": url})
         return self.render(request, "post.html", post=post, back=back, stitched=stitched,
+                           body=body_without_title(post.text, post.title),
                            has_similar=hasattr(self.backend, "similar"), similar=similar,
                            similar_error=similar_error,
                            channel_url=SearchState(channels=(post.channel,), sort="date").url())
