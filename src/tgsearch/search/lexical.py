@@ -174,6 +174,11 @@ class Compiler:
                 should.append(q)
                 if len(optional) > 1 and self.w.coverage:
                     should.append(tantivy.Query.const_score_query(q, self.w.coverage))
+        content_required = any(req and not isinstance(c, (Not, Filter)) for c, req in items)
+        if should and must and not content_required:
+            # Only filters are required: at least one of the words must still match.
+            must.append(tantivy.Query.boolean_query([(Occur.Should, q) for q in should]))
+            should = []
         if not must and not should:
             if not must_not:
                 return None
