@@ -184,7 +184,8 @@ class SentenceTransformerEmbedder:
             self._model = SentenceTransformer(str(self.path), device="cpu", local_files_only=True)
         except Exception as e:  # noqa: BLE001 - third-party loader, many failure types
             raise EmbedderError(f"{self.path}: cannot load the sentence-transformers model ({e})") from e
-        dim = self._model.get_sentence_embedding_dimension()
+        getter = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        dim = getter()
         if not dim:
             dim = int(self._model.encode(["."], convert_to_numpy=True).shape[1])
         self.dim = int(dim)
