@@ -413,3 +413,13 @@ def test_post_text_under_its_title_does_not_repeat_it():
     assert body_without_title("Заголовок", "Заголовок") == "Заголовок"          # nothing else: keep it
     assert body_without_title("Другое\nТекст.", "Заголовок") == "Другое\nТекст."
     assert body_without_title("Текст без заголовка.", "") == "Текст без заголовка."
+
+
+@needs_search
+def test_semantic_mode_is_disabled_without_a_vector_index(backend, client):
+    option = re.search(r'<option value="semantic"[^>]*>', client.get("/", params={"q": "зерно"}).text).group(0)
+    has_vectors = "semantic" in backend.engine.retrievers
+    assert ("disabled" in option) is (not has_vectors)
+    if not has_vectors:
+        r = client.get("/", params={"q": "зерно", "mode": "semantic"})
+        assert r.status_code == 400 and "not available" in r.text

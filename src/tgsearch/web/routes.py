@@ -472,6 +472,14 @@ class WebUI:
             self._channels_cache = (key, channels)
         return channels
 
+    def unavailable_modes(self) -> set[str]:
+        """Modes the engine cannot run here (semantic without a vector index), shown disabled."""
+        engine = getattr(self.backend, "engine", None)
+        retrievers = getattr(engine, "retrievers", None)
+        if not isinstance(retrievers, dict):
+            return set()
+        return {"semantic"} - set(retrievers)
+
     def similar(self, post_id: str) -> tuple[list[dict], str]:
         fn = getattr(self.backend, "similar", None)
         if fn is None:
@@ -507,6 +515,10 @@ class WebUI:
         state = SearchState.from_query(request.query_params)
         context: dict[str, Any] = {"state": state, "result": None, "error": None, "chart": None,
                                    "channels": [], "facets": {}, "pages": []}
+        try:
+            context["unavailable_modes"] = self.unavailable_modes()
+        except TgsearchError:
+            context["unavailable_modes"] = set()
         try:
             context["channels"] = self.channels()
         except TgsearchError as e:
