@@ -60,11 +60,13 @@ def main() -> int:
     print(f"Analyzer() load: {time.perf_counter() - t0:.2f} s")
 
     for label, method in (("index_terms", "index_terms"), ("exact_terms", "exact_terms"),
-                          ("terms (both)", "terms")):
+                          ("terms (both)", "terms"), ("joined_terms (both)", "joined_terms")):
         analyzer = Analyzer()
         fn = getattr(analyzer, method)
         if method == "terms":
             fn = (lambda f: lambda t: f(t)[0])(fn)
+        elif method == "joined_terms":
+            fn = (lambda f: lambda t: f(t)[0].split(" ") if t else [])(fn)
         for phase in ("cold", "warm"):
             wall, cpu, n = timed(fn, texts)
             print(line(f"{label} {phase}", wall, cpu, len(texts), n))

@@ -214,6 +214,20 @@ def test_lists_are_aligned(an):
     assert an.index_terms("") == [] and an.tokens("") == []
 
 
+def test_joined_terms_match_lists(an):
+    for text in [TRICKY, "___ слово ___", "", "конец.Начало т.е. п.5 v2.0"]:
+        index, exact = an.joined_terms(text)
+        assert index == " ".join(an.index_terms(text))
+        assert exact == " ".join(an.exact_terms(text))
+        assert all(" " not in term and term for term in an.index_terms(text) + an.exact_terms(text))
+
+
+def test_dots_and_apostrophes(an):
+    assert an.exact_terms("конец.Начало т.е. 2,5 и 3.14") == ["конец", "начало", "т", "е", "2.5", "и", "3.14"]
+    assert an.exact_terms("д’Артаньян O'Brien") == ["д'артаньян", "o'brien"]
+    assert an.exact_terms("Ust'-Kamenogorsk") == ["ust-kamenogorsk", "ust", "kamenogorsk"]
+
+
 def test_lemma_api(an):
     assert an.lemma("казахстане") == "казахстан"
     assert an.lemma("токаевым") == "токаев"

@@ -94,6 +94,10 @@ class Lemmatizer:
         if not items:
             return None
         build = self._dict.build_normal_form
+        fixed, paras = items[0]
+        if len(items) == 1 and all(pid == paras[0][0] for pid, _idx in paras):
+            # one paradigm: every reading has the same normal form
+            return _e(build(paras[0][0], paras[0][1], fixed))
         cands = [(build(pid, idx, fixed), pid, idx) for fixed, paras in items for pid, idx in paras]
         first = cands[0][0]
         if self._probs is None or all(c[0] == first for c in cands):

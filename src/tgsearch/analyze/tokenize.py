@@ -39,14 +39,17 @@ _HASHTAG = r"#(?<![\w#&/]#)\w+"
 # "15 000"; the left edge needs no check: a digit after a word character is already inside
 # the token matched before it.
 _THOUSANDS = r"\d{1,3}(?:\x20\d{3})+(?![\w.,]|\x20\d)"
-_SEG = rf"\w+(?:[.,]\d+)*(?:[{_APOS}]\w+)*(?:[{_APOS}](?=[{_HYPHENS}]))?"
-_HYPHEN = rf"(?:[{_HYPHENS}]|(?<={_L})-\x20(?=[{_UP}]))"
-_COMPOUND = rf"{_SEG}(?:{_HYPHEN}{_SEG})*"
+# Word characters joined by hyphens, apostrophes, "." or ","; split() breaks the surface up
+# where those joiners are not word-internal (конец.Начало, т.е) — cheaper than doing it here.
+_COMPOUND = rf"\w+(?:(?:[{_APOS}]?[{_HYPHENS}]|[.,{_APOS}]|(?<={_L})-\x20(?=[{_UP}]))\w+)*"
 
 TOKEN_RE = re.compile("|".join([_MENTION, _HASHTAG, _URL, _DOMAIN, _THOUSANDS, _COMPOUND]))
 find_surfaces = TOKEN_RE.findall
 iter_surfaces = TOKEN_RE.finditer
 
+_SEG = rf"(?:\d+(?:[.,]\d+)+|\w+(?:[{_APOS}]\w+)*)"
+_SUB_RE = re.compile(rf"{_SEG}(?:(?:[{_APOS}]?[{_HYPHENS}]|-\x20){_SEG})*")
+_JOINERS = frozenset(".," + _APOS)
 _PART_RE = re.compile(rf"[^{_HYPHENS}\s]+")
 _DIGITS_RE = re.compile(r"\d+(?:[.,]\d+)*")
 _ORDINAL_END_RE = re.compile(r"[а-я]{1,3}")
@@ -79,6 +82,7 @@ def _is_url(surface: str) -> bool:
 
 
 _DOMAIN_RE = re.compile(_DOMAIN)
+_THOUSANDS_RE = re.compile(_THOUSANDS)
 
 
 def _piece(seg: str, start: int, end: int) -> tuple[str, str, int, int] | None:
@@ -96,8 +100,8 @@ def _piece(seg: str, start: int, end: int) -> tuple[str, str, int, int] | None:
 def split(surface: str) -> list[tuple[str, str, int, int]]:
     """Pieces of one surface: [(kind, norm, start, end)], offsets relative to the surface.
 
-    The first piece is the whole surface; compound parts (if any) follow. A surface made of
-    underscores only gives no pieces.
+    Usually one token; a compound gives its whole first, then its parts; a surface glued by
+    "." or "," (конец.Начало) gives each of its tokens; underscores alone give nothing.
     """
     n = len(surface)
     first = surface[0]
@@ -105,10 +109,21 @@ def split(surface: str) -> list[tuple[str, str, int, int]]:
         return [(HASHTAG, fold(surface), 0, n)]
     if first == "@":
         return [(MENTION, fold(surface), 0, n)]
-    if first.isdigit() and " " in surface:
+    if first.isdigit() and " " in surface and _THOUSANDS_RE.fullmatch(surface):
         return [(NUMBER, _number_norm(surface), 0, n)]
     if _is_url(surface):
         return [(URL, fold(surface), 0, n)]
+    if _JOINERS.isdisjoint(surface):
+        return _split_compound(surface)
+    pieces = []
+    for m in _SUB_RE.finditer(surface):
+        base = m.start()
+        pieces += [(k, norm, base + a, base + b) for k, norm, a, b in _split_compound(m.group())]
+    return pieces
+
+
+def _split_compound(surface: str) -> list[tuple[str, str, int, int]]:
+    n = len(surface)
     parts = []
     for m in _PART_RE.finditer(surface):
         piece = _piece(m.group(), m.start(), m.end())
