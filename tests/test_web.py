@@ -215,6 +215,23 @@ class WithSimilar:
         return [self.inner.get("eurasia_notes/201"), self.inner.get(HOSTILE_ID)]
 
 
+class WithSimilarIds(WithSimilar):
+    """similar() answering (post_id, score) pairs, as the semantic retriever does."""
+
+    def similar(self, post_id, limit=10):
+        self.calls.append((post_id, limit))
+        return [("eurasia_notes/202", 0.91), (post_id, 1.0), ("nope/1", 0.5)]
+
+
+def test_similar_posts_given_as_id_score_pairs(backend):
+    wrapped = WithSimilarIds(backend)
+    with TestClient(make_app(wrapped)) as c:
+        html = c.get("/posts/stepnoy_vestnik%2F101").text
+    section = html.split("Similar posts", 1)[1]
+    assert "многовекторная политика Казахстана" in section
+    assert section.count('class="hit"') == 1      # itself and unknown ids are left out
+
+
 def test_similar_posts_section_only_when_the_backend_offers_it(backend, client):
     assert "Similar posts" not in client.get("/posts/stepnoy_vestnik%2F101").text
     wrapped = WithSimilar(backend)

@@ -492,9 +492,19 @@ class WebUI:
             found = fn(post_id, limit=SIMILAR_LIMIT) if "limit" in params else fn(post_id)
         except TgsearchError as e:
             return [], e.message
-        items = getattr(found, "hits", found) or []
+        items = list(getattr(found, "hits", found) or [])[: SIMILAR_LIMIT + 1]
+        # Items may be records (Hit, Post, dict) or bare ids / (id, score) pairs: fetch those.
+        bare = [i if isinstance(i, str) else i[0] for i in items if isinstance(i, (str, tuple, list)) and i]
+        fetched = {p.id: p for p in self._fetch([str(b) for b in bare])} if bare else {}
         out = []
-        for item in list(items)[:SIMILAR_LIMIT]:
+        for item in items:
+            score = None
+            if isinstance(item, (str, tuple, list)):
+                if isinstance(item, (tuple, list)) and len(item) > 1:
+                    score = item[1]
+                item = fetched.get(str(item if isinstance(item, str) else item[0]))
+                if item is None:
+                    continue
             get = item.get if isinstance(item, dict) else (lambda k, d=None, _i=item: getattr(_i, k, d))
             item_id = get("id")
             if not item_id or item_id == post_id:
@@ -506,8 +516,9 @@ class WebUI:
                 "channel": get("channel", "") or "",
                 "channel_title": get("channel_title", "") or get("channel", "") or "",
                 "date": get("date"),
-                "score": get("score"),
+                "score": get("score", score) if score is None else score,
             })
+        out = out[:SIMILAR_LIMIT]
         return out, ""
 
     def search(self, request: Request) -> HTMLResponse:
