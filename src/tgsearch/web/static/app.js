@@ -2,10 +2,13 @@
 (function () {
   "use strict";
 
+  var TEXT_INPUTS = { text: 1, search: 1, date: 1, password: 1, number: 1, email: 1, url: 1, tel: 1 };
+
   function isTyping(el) {
     if (!el) return false;
     var tag = el.tagName;
-    return tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT" || el.isContentEditable;
+    if (tag === "INPUT") return !!TEXT_INPUTS[(el.type || "text").toLowerCase()];
+    return tag === "TEXTAREA" || tag === "SELECT" || el.isContentEditable;
   }
 
   // "/" focuses the search box (on the search page), or opens search from other pages.
