@@ -1,0 +1,193 @@
+"""Lexical indexing speed and search latency through the real HTTP server.
+
+1. Ingest a corpus into a temporary store (or use --db DIR, already ingested), then time
+   building the lexical index from the store (cold analyzer caches, `workers` processes).
+2. Start `tgsearch serve` on a free loopback port, send `--queries` varied queries
+   (words from random posts, pairs, phrases, prefixes, exclusions, OR, filters, date sort,
+   facets) one after another over HTTP, and report p50/p95/p99 latency and the server's RSS.
+
+Run: .venv/bin/python -m bench.search_speed [--corpus DIR | --db DIR] [--queries 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("TGSEARCH_SHARED", REPO.parent / "shared"))
+CORPUS = SHARED / "data" / "tg-news-posts-ru" / "raw"
+WORD = re.compile(r"[А-Яа-яЁё]{5,}|[A-Za-z]{4,}")
+
+
+def make_queries(store, n: int, seed: int = 7) -> list[dict]:
+    """Varied queries built from random posts of the store (deterministic for a seed)."""
+    rng = random.Random(seed)
+    total = store.count()
+    channels = [r[0] for r in store.conn.execute("SELECT DISTINCT channel FROM posts")]
+    words: list[list[str]] = []
+    for (text,) in store.conn.execute("SELECT text FROM posts WHERE rowid IN (%s)" % ",".join(
+            str(rng.randint(1, total)) for _ in range(n * 3))):
+        found = WORD.findall(text or "")
+        if len(found) >= 3:
+            words.append(found)
+    out = []
+    for i in range(n):
+        w = words[i % len(words)]
+        a, b, c = rng.sample(w, 3)
+        kind = i % 10
+        params: dict = {"mode": "lexical", "limit": 20}
+        if kind in (0, 1, 2):
+            params["q"] = a
+        elif kind == 3:
+            params["q"] = f"{a} {b}"
+        elif kind == 4:
+            params["q"] = f"{a} {b} {c}"
+        elif kind == 5:
+            i0 = w.index(a)
+            params["q"] = f'"{" ".join(w[i0:i0 + 2])}"'
+        elif kind == 6:
+            params["q"] = f"{a[:4]}* -{b}"
+        elif kind == 7:
+            params["q"] = f"{a} OR {b}"
+            params["sort"] = "date"
+        elif kind == 8:
+            params["q"] = f"{a} channel:{rng.choice(channels)}"
+        else:
+            params["q"] = f"{a} {b}"
+            params["facets"] = "true"
+        out.append(params)
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def percentile(values: list[float], p: float) -> float:
+    values = sorted(values)
+    k = max(0, min(len(values) - 1, round(p / 100 * (len(values) - 1))))
+    return values[k]
+
+
+def measure_http(db: Path, queries: list[dict]) -> dict:
+    import httpx
+
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "tgsearch.cli", "serve", "--db", str(db), "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        with httpx.Client(base_url=base, timeout=60) as client:
+            deadline = time.time() + 600
+            while True:
+                try:
+                    if client.get("/api/health").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if server.poll() is not None or time.time() > deadline:
+                    raise SystemExit(f"server did not start: {server.stderr.read().decode()[-2000:]}")
+                time.sleep(0.2)
+            for params in queries[:20]:   # warm-up: first requests load code paths and caches
+                client.get("/api/search", params=params)
+            latencies, totals = [], 0
+            for params in queries:
+                t0 = time.perf_counter()
+                r = client.get("/api/search", params=params)
+                latencies.append((time.perf_counter() - t0) * 1000)
+                if r.status_code != 200:
+                    raise SystemExit(f"{params}: HTTP {r.status_code} {r.text[:300]}")
+                totals += r.json()["total"]
+            rss = rss_mb(server.pid)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return {"queries": len(queries), "p50_ms": percentile(latencies, 50), "p95_ms": percentile(latencies, 95),
+            "p99_ms": percentile(latencies, 99), "max_ms": max(latencies), "server_rss_mb": rss,
+            "mean_total_hits": totals / len(queries)}
+
+
+def build(corpus: Path, db: Path) -> dict:
+    from tgsearch.analyze.analyzer import default_analyzer
+    from tgsearch.ingest import ingest
+    from tgsearch.sources import walk
+    from tgsearch.store import Store
+
+    store = Store(db)
+    t0 = time.perf_counter()
+    ingest(store, list(walk([str(corpus)])))
+    ingest_s = time.perf_counter() - t0
+    return {"posts": store.count(), "ingest_s": ingest_s, **index_store(store, default_analyzer())}
+
+
+def index_store(store, analyzer) -> dict:
+    from tgsearch.index.lexical import LexicalIndex
+
+    index = LexicalIndex(store.root, analyzer)
+    t0 = time.perf_counter()
+    n = index.rebuild(store)
+    took = time.perf_counter() - t0
+    return {"indexed": n, "index_s": took, "index_posts_per_s": n / took}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="bench.search_speed")
+    ap.add_argument("--corpus", type=Path, default=CORPUS, help="folder to ingest (default: the 22k corpus)")
+    ap.add_argument("--db", type=Path, default=None, help="an already ingested data folder (index is rebuilt)")
+    ap.add_argument("--queries", type=int, default=300)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(sys.argv[1:] if argv is None else argv)
+    from tgsearch.store import Store
+
+    with tempfile.TemporaryDirectory(prefix="tgsearch-speed-") as tmp:
+        if args.db is not None:
+            from tgsearch.analyze.analyzer import default_analyzer
+
+            db = args.db
+            store = Store(db, create=False)
+            result = {"posts": store.count(), **index_store(store, default_analyzer())}
+        else:
+            if not args.corpus.is_dir():
+                print(f"search speed: skipped, {args.corpus} not found")
+                return 0
+            db = Path(tmp) / "db"
+            result = build(args.corpus, db)
+            store = Store(db, create=False)
+        queries = make_queries(store, args.queries)
+        store.close()
+        result.update(measure_http(db, queries))
+    result["cpus"] = os.cpu_count()
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"search speed: {result['posts']} posts")
+        if "ingest_s" in result:
+            print(f"  ingest (store only)   {result['ingest_s']:.1f} s")
+        print(f"  lexical index build   {result['index_s']:.1f} s = {result['index_posts_per_s']:,.0f} posts/s")
+        print(f"  HTTP /api/search x{result['queries']}: p50 {result['p50_ms']:.1f} ms  p95 {result['p95_ms']:.1f} ms  "
+              f"p99 {result['p99_ms']:.1f} ms  max {result['max_ms']:.1f} ms  (mean total {result['mean_total_hits']:.0f})")
+        print(f"  server RSS            {result['server_rss_mb']:.0f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
