@@ -440,3 +440,22 @@ def test_semantic_mode_is_disabled_without_a_vector_index(backend, client):
     if not has_vectors:
         r = client.get("/", params={"q": "зерно", "mode": "semantic"})
         assert r.status_code == 400 and "not available" in r.text
+
+
+def test_login_is_throttled_after_repeated_wrong_tokens(backend):
+    with TestClient(make_app(backend, token="s3cret-token")) as c:
+        for _ in range(auth.LoginThrottle.MAX_FAILURES):
+            assert c.post("/login", data={"token": "guess"}, follow_redirects=False).status_code == 401
+        r = c.post("/login", data={"token": "s3cret-token"}, follow_redirects=False)
+        assert r.status_code == 429 and "Too many wrong tokens" in r.text and auth.COOKIE_NAME not in r.cookies
+        # API clients with the bearer header are not affected.
+        assert c.get("/channels", headers={"Authorization": "Bearer s3cret-token"}).status_code == 200
+
+
+def test_a_right_token_clears_earlier_failures(backend):
+    with TestClient(make_app(backend, token="s3cret-token")) as c:
+        for _ in range(auth.LoginThrottle.MAX_FAILURES - 1):
+            c.post("/login", data={"token": "guess"}, follow_redirects=False)
+        assert c.post("/login", data={"token": "s3cret-token"}, follow_redirects=False).status_code == 303
+        for _ in range(auth.LoginThrottle.MAX_FAILURES - 1):
+            assert c.post("/login", data={"token": "guess"}, follow_redirects=False).status_code == 401

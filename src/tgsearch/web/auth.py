@@ -19,6 +19,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import threading
+import time
 from typing import Callable
 from urllib.parse import quote
 
@@ -135,6 +137,43 @@ class SecurityHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class LoginThrottle:
+    """At most MAX_FAILURES wrong tokens per client address within WINDOW seconds on the login form
+    (then 429 until the oldest failure ages out), so a token cannot be guessed at speed."""
+
+    MAX_FAILURES = 10
+    WINDOW = 15 * 60
+
+    def __init__(self):
+        self._failures: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, client: str, now: float) -> list[float]:
+        recent = [t for t in self._failures.get(client, []) if now - t < self.WINDOW]
+        if recent:
+            self._failures[client] = recent
+        else:
+            self._failures.pop(client, None)
+        return recent
+
+    def blocked(self, client: str) -> bool:
+        with self._lock:
+            return len(self._recent(client, time.monotonic())) >= self.MAX_FAILURES
+
+    def failed(self, client: str) -> None:
+        with self._lock:
+            now = time.monotonic()
+            self._recent(client, now)
+            self._failures.setdefault(client, []).append(now)
+            if len(self._failures) > 10_000:      # bound memory: forget the quietest addresses
+                for key in sorted(self._failures, key=lambda k: self._failures[k][-1])[:5_000]:
+                    del self._failures[key]
+
+    def succeeded(self, client: str) -> None:
+        with self._lock:
+            self._failures.pop(client, None)
 
 
 def install(app, token: str | None) -> None:

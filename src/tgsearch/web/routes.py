@@ -732,6 +732,8 @@ def mount(app: FastAPI, backend, token: str | None = None) -> WebUI:
             return RedirectResponse(nxt, status_code=303)
         return ui.render(request, "login.html", next=nxt, failed=False)
 
+    throttle = auth.LoginThrottle()
+
     @app.post("/login", include_in_schema=False)
     async def login(request: Request):
         form = await request.form()
@@ -739,9 +741,14 @@ def mount(app: FastAPI, backend, token: str | None = None) -> WebUI:
         nxt = auth.safe_next(str(form.get("next") or "/"))
         if not token:
             return RedirectResponse(nxt, status_code=303)
+        client = request.client.host if request.client else ""
+        if throttle.blocked(client):
+            return ui.render(request, "login.html", status=429, next=nxt, failed=False, throttled=True)
         given = str(form.get("token") or "")
         if not hmac.compare_digest(given.encode(), token.encode()):
+            throttle.failed(client)
             return ui.render(request, "login.html", status=401, next=nxt, failed=True)
+        throttle.succeeded(client)
         response = RedirectResponse(nxt, status_code=303)
         response.set_cookie(auth.COOKIE_NAME, auth.session_value(token), max_age=auth.COOKIE_MAX_AGE,
                             httponly=True, samesite="strict", secure=request.url.scheme == "https", path="/")
