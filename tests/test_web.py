@@ -459,3 +459,13 @@ def test_a_right_token_clears_earlier_failures(backend):
         assert c.post("/login", data={"token": "s3cret-token"}, follow_redirects=False).status_code == 303
         for _ in range(auth.LoginThrottle.MAX_FAILURES - 1):
             assert c.post("/login", data={"token": "guess"}, follow_redirects=False).status_code == 401
+
+
+def test_title_gets_the_snippet_marks_and_stays_escaped():
+    from tgsearch.web.routes import mark_title
+
+    snippet = safe_snippet("в <mark>Казахстане</mark> и <mark>Казахстан</mark>")
+    assert str(mark_title("<b>Казахстан</b> и Казахстане: итоги", snippet)) == \
+        "&lt;b&gt;<mark>Казахстан</mark>&lt;/b&gt; и <mark>Казахстане</mark>: итоги"
+    assert str(mark_title("Без совпадений", snippet)) == "Без совпадений"
+    assert str(mark_title("<i>x</i>", safe_snippet("нет меток"))) == "&lt;i&gt;x&lt;/i&gt;"

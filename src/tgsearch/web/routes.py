@@ -268,6 +268,27 @@ def drop_lead(snippet: Markup, title: str) -> Markup:
     return Markup(cleaned)
 
 
+_MARKED = re.compile(r"<mark>(.*?)</mark>", re.S)
+_WORD = re.compile(r"\w+")
+
+
+def mark_title(title: str, snippet: str) -> Markup:
+    """The title, escaped, with the words the engine marked in the snippet marked here too."""
+    marked = {html.unescape(m).lower() for m in _MARKED.findall(str(snippet or ""))}
+    marked = {w for w in marked if w.strip()}
+    if not marked or not title:
+        return Markup(escape(title or ""))
+    out: list[str] = []
+    last = 0
+    for match in _WORD.finditer(title):
+        if match.group(0).lower() in marked:
+            out.append(str(escape(title[last:match.start()])))
+            out.append(f"<mark>{escape(match.group(0))}</mark>")
+            last = match.end()
+    out.append(str(escape(title[last:])))
+    return Markup("".join(out))
+
+
 def safe_url(value: str | None) -> str:
     """Only http(s) links leave the page as links (no javascript:, data:, …)."""
     if not value:
@@ -421,7 +442,7 @@ def timeline_chart(state: SearchState, buckets: list[dict]) -> dict | None:
 def _environment() -> Environment:
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=True,
                       trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(safe_snippet=safe_snippet, drop_lead=drop_lead, safe_url=safe_url, post_path=post_path,
+    env.filters.update(safe_snippet=safe_snippet, drop_lead=drop_lead, mark_title=mark_title, safe_url=safe_url, post_path=post_path,
                        fmt_date=fmt_date, fmt_count=fmt_count, linkify=linkify, excerpt=excerpt)
     env.globals.update(version=__version__, MODES=MODES, SORTS=SORTS, KINDS=KINDS, INTERVALS=INTERVALS,
                        MODE_LABELS=MODE_LABELS, SORT_LABELS=SORT_LABELS, KIND_LABELS=KIND_LABELS,
