@@ -106,9 +106,12 @@ class Analyzer:
         return value
 
     def _fill_chunk(self, chunk: str) -> tuple[str, str]:
-        surfaces = find_surfaces(chunk)
-        value = (" ".join(filter(None, map(self._exact_get, surfaces))),
-                 " ".join(filter(None, map(self._index_get, surfaces))))
+        if _PLAIN_WORD(chunk):  # the chunk is one surface
+            value = self._fill_surface(chunk)
+        else:
+            surfaces = find_surfaces(chunk)
+            value = (" ".join(filter(None, map(self._exact_get, surfaces))),
+                     " ".join(filter(None, map(self._index_get, surfaces))))
         dict.__setitem__(self._chunk_exact, chunk, value[0])
         dict.__setitem__(self._chunk_index, chunk, value[1])
         return value
