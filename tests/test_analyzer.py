@@ -228,6 +228,13 @@ def test_dots_and_apostrophes(an):
     assert an.exact_terms("Ust'-Kamenogorsk") == ["ust-kamenogorsk", "ust", "kamenogorsk"]
 
 
+def test_latin_words_with_russian_endings_and_look_alike_letters(an):
+    assert an.index_terms("devops’а TON'ы Grok's") == ["devops", "ton", "grok"]
+    assert an.index_terms("д\u0065нь") == an.index_terms("день")  # Latin "e" inside a Russian word
+    assert an.index_terms("\u0441opy") == ["copy"]  # Cyrillic "с" inside an English word
+    assert an.index_terms("go-разработчиков") == ["go-разработчик", "go", "разработчик"]
+
+
 def test_lemma_api(an):
     assert an.lemma("казахстане") == "казахстан"
     assert an.lemma("токаевым") == "токаев"

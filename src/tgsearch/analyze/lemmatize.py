@@ -115,7 +115,7 @@ class Lemmatizer:
                 return known
             return "-".join(self.lemma(p) if p else p for p in parts)
         if not _CYRILLIC_WORD.fullmatch(word):
-            return word
+            return self._non_cyrillic(word)
         known = self.dictionary_lemma(word)
         if known is not None:
             return known
@@ -128,6 +128,18 @@ class Lemmatizer:
             if tag.POS == "NOUN" and "nomn" in tag and _e(p.normal_form) == word:
                 return word
         return stem
+
+    def _non_cyrillic(self, word: str) -> str:
+        if "'" in word:
+            base, _, tail = word.partition("'")
+            # devops'а, TON'ы (Russian case ending on a Latin word), Grok's → the Latin word
+            if base and _LATIN_WORD.fullmatch(base) and (tail == "s" or _CYRILLIC_TAIL.fullmatch(tail)):
+                return base
+            return word
+        fixed = _unmix(word)
+        if fixed != word:
+            return self.lemma(fixed)
+        return word
 
     def alternatives(self, word: str) -> list[str]:
         """Index lemma first, then other lemmas worth matching for a query word."""
@@ -157,6 +169,27 @@ class Lemmatizer:
             for ending in _NOUN_ENDINGS:
                 _add(out, self.lemma(base + ending))
         return out
+
+
+_LATIN_WORD = re.compile(r"[a-z]+")
+_CYRILLIC_TAIL = re.compile(r"[а-я]{1,3}")
+_LAT_TO_CYR = str.maketrans("aceopxykmtbh", "асеорхукмтвн")
+_CYR_TO_LAT = str.maketrans("асеорхукмтвн", "aceopxykmtbh")
+_LATIN_LETTER = re.compile(r"[a-z]")
+_CYRILLIC_LETTER = re.compile(r"[а-яёәғқңөұүһі]")
+
+
+def _unmix(word: str) -> str:
+    """A word mixing look-alike Latin and Cyrillic letters ("дeнь", "сopy") in one script."""
+    latin = len(_LATIN_LETTER.findall(word))
+    cyrillic = len(_CYRILLIC_LETTER.findall(word))
+    if not latin or not cyrillic:
+        return word
+    if cyrillic >= latin:
+        fixed = word.translate(_LAT_TO_CYR)
+        return fixed if not _LATIN_LETTER.search(fixed) else word
+    fixed = word.translate(_CYR_TO_LAT)
+    return fixed if not _CYRILLIC_LETTER.search(fixed) else word
 
 
 def _e(word: str) -> str:
