@@ -163,3 +163,20 @@ def cli_main():
 def test_write_corpus_roundtrip(tmp_path):
     path = write_corpus(tmp_path)
     assert len(path.read_text(encoding="utf-8").splitlines()) == len(POSTS)
+
+
+def test_a_busy_index_is_still_readable(tmp_path):
+    from tgsearch.backend import EmbeddedBackend
+    from tgsearch.index.lexical import IndexBusyError
+
+    backend = make_backend(tmp_path)
+    backend.store.upsert(extra_posts(0, 2))
+    holder = LexicalIndex(tmp_path / "db", backend.index.analyzer)
+    writer = holder.index.writer(50_000_000, 1)        # another process is writing
+    other = EmbeddedBackend(tmp_path / "db", create=False)
+    assert other.index.count() == len(POSTS)           # opens and searches without catching up
+    with pytest.raises(IndexBusyError):
+        other.after_write()
+    del writer
+    other.after_write()
+    assert other.index.count() == len(POSTS) + 2

@@ -54,11 +54,16 @@ class EmbeddedBackend:
             from .index.lexical import LexicalIndex
 
             index = LexicalIndex(self.root, self._analyzer)
-            index.catch_up(self.store)
+            try:
+                index.catch_up(self.store)
+            except IndexBusyError:
+                pass  # another process (an ingest) is writing it and will bring it up to date
             self._index = index
         return self._index
 
     @property
+            from .index.lexical import IndexBusyError
+
     def engine(self):
         if self._engine is None:
             from .search.engine import Engine

@@ -36,6 +36,10 @@ POOL_MIN = 4000          # below this many posts, analyzing in-process beats sta
 WRITER_HEAP = 256_000_000
 
 
+class IndexBusyError(StoreError):
+    """Another process holds the index writer lock."""
+
+
 def build_schema() -> tantivy.Schema:
     sb = tantivy.SchemaBuilder()
     sb.add_text_field("id", stored=True, tokenizer_name="raw")
@@ -233,8 +237,17 @@ class LexicalIndex:
             return 0
         return self._write(store, start, replace=start > 0 or self.count() > 0, on_progress=on_progress)
 
+    def open_writer(self) -> tantivy.IndexWriter:
+        try:
+            return self.index.writer(WRITER_HEAP, 1)
+        except ValueError as e:
+            if "LockBusy" in str(e):
+                raise IndexBusyError(f"{self.path}: another tgsearch process is writing this index; "
+                                     "run the command again when it has finished") from e
+            raise StoreError(f"{self.path}: cannot write the lexical index ({e})") from e
+
     def rebuild(self, store: Store, *, on_progress=None) -> int:
-        writer = self.index.writer(WRITER_HEAP, 1)
+        writer = self.open_writer()
         writer.delete_all_documents()
         writer.commit()
         writer = None
@@ -256,7 +269,7 @@ class LexicalIndex:
                 batches = (_analyze_range(db_path, lo, hi) for lo, hi in ranges)
             else:
                 batches = _bounded(pool, db_path, ranges, self.workers * 3)
-            writer = self.index.writer(WRITER_HEAP, 1)
+            writer = self.open_writer()
             done = 0
             try:
                 for batch in batches:
