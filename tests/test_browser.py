@@ -151,6 +151,7 @@ def query_of(url: str) -> dict[str, list[str]]:
 def hits(page) -> list[dict]:
     return page.eval_on_selector_all("li.hit", """els => els.map(li => ({
         id: li.dataset.id,
+        retrievers: (li.dataset.retrievers || "").split(" ").filter(Boolean),
         channel: li.querySelector('.channel').textContent.trim(),
         date: (li.querySelector('time') || {}).getAttribute ? li.querySelector('time').getAttribute('datetime') : null,
         marks: Array.from(li.querySelectorAll('.snippet mark')).map(m => m.textContent)
@@ -185,11 +186,13 @@ def test_search_with_an_inflected_word_highlights_matches(server, page):
     api = server.api("/api/search?" + "q=%D0%9A%D0%B0%D0%B7%D0%B0%D1%85%D1%81%D1%82%D0%B0%D0%BD%D0%B5&limit=20")
     assert total(page) == api["total"] > 0
     assert [h["id"] for h in found] == [h["id"] for h in api["hits"]]
-    for h in found:
+    lexical = [h for h in found if "lexical" in h["retrievers"]]
+    assert lexical, found
+    for h in lexical:     # (a hit found only by meaning may hold none of the typed words)
         assert h["marks"], f"{h['id']} has no highlight"
         assert any(m.lower().startswith("казахстан") for m in h["marks"]), h
     # Every form of the word is highlighted, not only the one typed.
-    forms = {m.lower() for h in found for m in h["marks"]}
+    forms = {m.lower() for h in lexical for m in h["marks"]}
     assert len(forms) > 1, forms
     assert page.locator("svg a.bar").count() > 0 and page.locator('[data-facet="channel"] a').count() > 0
     shoot(page, "search-desktop-1280.png")
@@ -197,7 +200,7 @@ def test_search_with_an_inflected_word_highlights_matches(server, page):
 
 
 def test_narrow_by_a_click_on_the_chart_then_by_channel(server, page):
-    page.goto(server.url + "/?q=%D0%A2%D0%BE%D0%BA%D0%B0%D0%B5%D0%B2%D1%83")   # Токаеву
+    page.goto(server.url + "/?q=%D0%A2%D0%BE%D0%BA%D0%B0%D0%B5%D0%B2%D1%83&mode=lexical")   # Токаеву
     before = total(page)
     assert before > 0
     bars = page.locator("svg a.bar:not(.empty)")
@@ -207,7 +210,7 @@ def test_narrow_by_a_click_on_the_chart_then_by_channel(server, page):
     with page.expect_navigation():
         bar.click()
     q = query_of(page.url)
-    assert q["since"] == [start] and q["until"] == [end] and q["q"] == ["Токаеву"]
+    assert q["since"] == [start] and q["until"] == [end] and q["q"] == ["Токаеву"] and q["mode"] == ["lexical"]
     assert 0 < total(page) == n <= before
     lo, hi = date.fromisoformat(start), date.fromisoformat(end)
     for h in hits(page):
@@ -233,7 +236,7 @@ def test_narrow_by_a_click_on_the_chart_then_by_channel(server, page):
 
 
 def test_syntax_help_and_the_filter_bar(server, page):
-    page.goto(server.url + "/?q=%D0%9A%D0%B0%D0%B7%D0%B0%D1%85%D1%81%D1%82%D0%B0%D0%BD%D0%B5")   # Казахстане
+    page.goto(server.url + "/?q=%D0%9A%D0%B0%D0%B7%D0%B0%D1%85%D1%81%D1%82%D0%B0%D0%BD%D0%B5&mode=lexical")   # Казахстане
     help_box = page.locator(".help-toggle .syntax")
     assert not help_box.is_visible()
     page.click(".help-toggle summary")
@@ -306,7 +309,7 @@ def test_open_a_post_and_come_back(server, page):
 
 
 def test_export_csv_has_every_matching_post(server, page):
-    page.goto(server.url + "/?q=%D0%9A%D0%B0%D0%B7%D0%B0%D1%85%D1%81%D1%82%D0%B0%D0%BD%D0%B5")
+    page.goto(server.url + "/?q=%D0%9A%D0%B0%D0%B7%D0%B0%D1%85%D1%81%D1%82%D0%B0%D0%BD%D0%B5&mode=lexical")
     n = total(page)
     with page.expect_download() as info:
         page.click("#export-csv")
@@ -314,13 +317,13 @@ def test_export_csv_has_every_matching_post(server, page):
     rows = list(csv.DictReader(io.StringIO(Path(path).read_text(encoding="utf-8"))))
     assert len(rows) == n
     assert info.value.suggested_filename.endswith(".csv")
-    api = server.api("/api/search?q=%D0%9A%D0%B0%D0%B7%D0%B0%D1%85%D1%81%D1%82%D0%B0%D0%BD%D0%B5&limit=200")
+    api = server.api("/api/search?q=%D0%9A%D0%B0%D0%B7%D0%B0%D1%85%D1%81%D1%82%D0%B0%D0%BD%D0%B5&limit=200&mode=lexical")
     assert {r["id"] for r in rows} == {h["id"] for h in api["hits"]}
     assert all(r["text"] and r["channel"] for r in rows)
 
 
 def test_hostile_post_is_shown_as_text_and_runs_nothing(server, page):
-    page.goto(server.url + "/?q=%D1%81%D0%B5%D0%B9%D1%81%D0%BC%D0%BE%D0%B3%D1%80%D0%B0%D1%84")   # сейсмограф
+    page.goto(server.url + "/?q=%D1%81%D0%B5%D0%B9%D1%81%D0%BC%D0%BE%D0%B3%D1%80%D0%B0%D1%84&mode=lexical")   # сейсмограф
     assert [h["id"] for h in hits(page)] == ["hostile_lab/301"]
     snippet = page.locator("li.hit .snippet").first
     assert "<script>alert('xss-1')</script>" in snippet.inner_text()

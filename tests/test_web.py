@@ -232,8 +232,22 @@ def test_similar_posts_given_as_id_score_pairs(backend):
     assert section.count('class="hit"') == 1      # itself and unknown ids are left out
 
 
-def test_similar_posts_section_only_when_the_backend_offers_it(backend, client):
-    assert "Similar posts" not in client.get("/posts/stepnoy_vestnik%2F101").text
+class WithoutSimilar:
+    """A backend that does not offer similar()."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def __getattr__(self, name):
+        if name == "similar":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+
+def test_similar_posts_section_only_when_the_backend_offers_it(backend):
+    with TestClient(make_app(WithoutSimilar(backend))) as c:
+        r = c.get("/posts/stepnoy_vestnik%2F101")
+        assert r.status_code == 200 and "Similar posts" not in r.text
     wrapped = WithSimilar(backend)
     with TestClient(make_app(wrapped)) as c:
         html = c.get("/posts/stepnoy_vestnik%2F101").text
@@ -286,9 +300,30 @@ def hit_ids(html: str) -> list[str]:
     return re.findall(r'<li class="hit" data-id="([^"]+)"', html)
 
 
+def test_hits_found_only_by_meaning_are_labelled():
+    from tgsearch.search.types import Hit, SearchResult
+    from tgsearch.web.routes import WebUI
+
+    class Fake:
+        def search(self, req):
+            hits = [Hit(id=f"c/{i}", channel="c", channel_title="C", date=None, title="", text="t", snippet="t",
+                        url="", source_url="", score=1.0, retrievers=r) for i, r in enumerate((["lexical"], ["semantic"], ["lexical", "semantic"]))]
+            return SearchResult(query=req.q, total=3, took_ms=1.0, hits=hits)
+
+        def stats(self):
+            return {"channels": []}
+
+    ui = WebUI(Fake(), lambda: None)
+    html = ui.env.get_template("search.html").render(
+        state=SearchState(q="t"), result=Fake().search(SearchState(q="t").request()), chart=None, channels=[],
+        facets={}, pages=[], error=None, unavailable_modes=set(), channel_names={}, auth_on=False, path="/")
+    items = re.findall(r'<li class="hit".*?</li>', html, flags=re.S)
+    assert ["by meaning" in item for item in items] == [False, True, False]
+
+
 @needs_search
 def test_search_finds_inflected_forms_with_highlights(client):
-    r = client.get("/", params={"q": "Токаеву"})
+    r = client.get("/", params={"q": "Токаеву", "mode": "lexical"})
     assert r.status_code == 200
     ids = hit_ids(r.text)
     assert set(ids) >= {"stepnoy_vestnik/101", "stepnoy_vestnik/102"}
@@ -299,22 +334,22 @@ def test_search_finds_inflected_forms_with_highlights(client):
 
 @needs_search
 def test_search_filters_facets_and_timeline(client):
-    html = client.get("/", params={"q": "Казахстан"}).text
+    html = client.get("/", params={"q": "Казахстан", "mode": "lexical"}).text
     assert set(hit_ids(html)) >= {"stepnoy_vestnik/103", "eurasia_notes/201", "eurasia_notes/202", "eurasia_notes/a1"}
     facet = html.split('data-facet="channel"', 1)[1].split("</section>", 1)[0]
     assert "Евразийские заметки" in facet and "/?q=%D0%9A" in facet
     assert 'data-facet="month"' in html and "<svg" in html and 'class="bar' in html
-    narrowed = client.get("/", params={"q": "Казахстан", "channel": "stepnoy_vestnik"}).text
+    narrowed = client.get("/", params={"q": "Казахстан", "mode": "lexical", "channel": "stepnoy_vestnik"}).text
     assert hit_ids(narrowed) == ["stepnoy_vestnik/103"]
-    by_month = client.get("/", params={"q": "Казахстан", "since": "2025-03-01", "until": "2025-03-31"}).text
+    by_month = client.get("/", params={"q": "Казахстан", "mode": "lexical", "since": "2025-03-01", "until": "2025-03-31"}).text
     assert hit_ids(by_month) == ["eurasia_notes/201"]
-    articles = client.get("/", params={"q": "Казахстан", "kind": "article"}).text
+    articles = client.get("/", params={"q": "Казахстан", "mode": "lexical", "kind": "article"}).text
     assert hit_ids(articles) == ["eurasia_notes/a1"]
 
 
 @needs_search
 def test_hostile_post_cannot_inject_through_the_snippet(client):
-    html = client.get("/", params={"q": "сейсмограф"}).text
+    html = client.get("/", params={"q": "сейсмограф", "mode": "lexical"}).text
     assert hit_ids(html) == [HOSTILE_ID]
     assert inline_scripts(html) == []
     for payload in ("<script>alert", "<img src=x onerror", "<mark onclick", "<b onmouseover", "<svg onload"):
@@ -340,10 +375,10 @@ def test_browsing_without_a_query_shows_newest_first(client):
 @needs_search
 def test_export_csv_and_jsonl_stream_every_matching_post(client, monkeypatch):
     monkeypatch.setattr(routes, "EXPORT_BATCH", 2)   # several engine pages per export
-    page = client.get("/", params={"q": "Казахстан"}).text
+    page = client.get("/", params={"q": "Казахстан", "mode": "lexical"}).text
     total = int(re.search(r'<strong id="total">(\d+)</strong>', page).group(1))
-    assert 'href="/api/export?q=%D0%9A%D0%B0%D0%B7%D0%B0%D1%85%D1%81%D1%82%D0%B0%D0%BD&amp;format=csv"' in page
-    r = client.get("/api/export", params={"q": "Казахстан", "format": "csv"})
+    assert 'href="/api/export?q=%D0%9A%D0%B0%D0%B7%D0%B0%D1%85%D1%81%D1%82%D0%B0%D0%BD&amp;mode=lexical&amp;format=csv"' in page
+    r = client.get("/api/export", params={"q": "Казахстан", "mode": "lexical", "format": "csv"})
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
     assert "attachment" in r.headers["content-disposition"]
     rows = list(csv.DictReader(io.StringIO(r.text)))
@@ -352,7 +387,7 @@ def test_export_csv_and_jsonl_stream_every_matching_post(client, monkeypatch):
     assert {"stepnoy_vestnik/103", "eurasia_notes/a1"} <= {row["id"] for row in rows}
     a1 = next(row for row in rows if row["id"] == "eurasia_notes/a1")
     assert a1["publication"] == "Обозреватель Каспия" and a1["author"] == "Айгерим Вымышленная"
-    r = client.get("/api/export", params={"q": "Казахстан", "channel": "eurasia_notes", "format": "jsonl"})
+    r = client.get("/api/export", params={"q": "Казахстан", "mode": "lexical", "channel": "eurasia_notes", "format": "jsonl"})
     lines = [json.loads(line) for line in r.text.splitlines()]
     assert {p["id"] for p in lines} == {"eurasia_notes/201", "eurasia_notes/202", "eurasia_notes/a1"}
     assert all(p["channel"] == "eurasia_notes" for p in lines)
@@ -387,12 +422,12 @@ def test_pagination(tmp_path):
     b.ingest([src])
     try:
         with TestClient(make_app(b)) as c:
-            first = c.get("/", params={"q": "пшеница"}).text
+            first = c.get("/", params={"q": "пшеница", "mode": "lexical"}).text
             assert len(hit_ids(first)) == routes.PAGE_SIZE
             assert 'rel="next"' in first and "page=3" in first
-            third = c.get("/", params={"q": "пшеница", "page": 3}).text
+            third = c.get("/", params={"q": "пшеница", "mode": "lexical", "page": 3}).text
             assert len(hit_ids(third)) == 45 - 2 * routes.PAGE_SIZE and 'rel="next"' not in third
-            seen = set(hit_ids(first)) | set(hit_ids(c.get("/", params={"q": "пшеница", "page": 2}).text)) | set(hit_ids(third))
+            seen = set(hit_ids(first)) | set(hit_ids(c.get("/", params={"q": "пшеница", "mode": "lexical", "page": 2}).text)) | set(hit_ids(third))
             assert len(seen) == 45
     finally:
         b.close()
