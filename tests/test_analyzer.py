@@ -62,6 +62,8 @@ def test_dictionary_word_forms_meet(an, forms, lemma):
         (["Косанов", "Косанова", "Косанову", "Косановым"], "косанов"),
         (["Орбан", "Орбаном", "Орбану", "Орбана"], "орбан"),
         (["Касым", "Касыма", "Касымом"], "касым"),  # -ым here is not a case ending
+        (["Росатом", "Росатома", "Росатомом"], "росатом"),
+        (["Казатомпром", "Казатомпрома", "Казатомпрому"], "казатомпром"),
         (["Жомарт", "Жомарта", "Жомарту"], "жомарт"),
         (["Шымкент", "Шымкента", "Шымкенте"], "шымкент"),
         (["Бишимбаев", "Бишимбаева", "Бишимбаевым"], "бишимбаев"),
@@ -79,6 +81,18 @@ def test_unknown_names_meet(an, forms, lemma):
 def test_every_form_of_a_surname_finds_every_other(an, query, text):
     # "токаев" is in pymorphy's dictionary as a genitive plural of "токай"; the query side
     # must still reach both index lemmas.
+    assert finds(an, query, text)
+
+
+@pytest.mark.parametrize(
+    "query, text",
+    [
+        ("Безос", "Встреча с Безосом"), ("Безосом", "Безос заявил"), ("Росатом", "глава Росатома"),
+        ("Росатома", "Росатом построит"), ("Касымом", "Касым приехал"), ("Пашинян", "с Пашиняном"),
+        ("Кызылорда", "в Кызылорде"), ("Кызылорде", "Кызылорда и Тараз"),
+    ],
+)
+def test_query_reaches_other_forms_of_unknown_names(an, query, text):
     assert finds(an, query, text)
 
 

@@ -29,7 +29,7 @@ from tgsearch.analyze.normalize import fold, normalize, prepare, prepare_with_of
 from tgsearch.analyze.tokenize import UPPER, WORD, find_surfaces, iter_surfaces, split
 from tgsearch.analyze.translit import to_cyrillic, to_latin
 
-VERSION = "2"
+VERSION = "3"
 MAX_QUERY_LEMMAS = 12
 # Surfaces + chunks cached before the caches are dropped and rebuilt (bounds memory).
 MAX_CACHED_SURFACES = 1_000_000

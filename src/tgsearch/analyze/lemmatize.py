@@ -37,7 +37,8 @@ _MIN_STEM = 3
 _VOWELS = set("аеиоуыэюяәөұүі")
 
 _CYRILLIC_COMPOUND = re.compile(r"[а-яёәғқңөұүһіїєў]+(?:-[а-яёәғқңөұүһіїєў]+)*")
-_NOUN_ENDINGS = ("а", "у", "ом", "е", "ы", "ов", "ам", "ами", "ах")
+_NOUN_ENDINGS = ("", "а", "у", "ом", "е", "ы", "ов", "ам", "ами", "ах")
+_NOMINATIVE_OM = ("пром", "телеком", "росатом")
 _SURNAME = re.compile(r"(\w{2,}?(?:ов|ев|ин|ын))(?:а|у|ым|ом|е|ой|ою|ы|ых|ыми)?")
 _SURNAME_ENDINGS = ("", "а", "у", "ым", "ом", "е", "ой", "ы", "ых", "ыми")
 
@@ -120,10 +121,16 @@ class Lemmatizer:
         if known is not None:
             return known
         stem = strip_ending(word)
+        for ending in ("", "а", "у", "ом", "е"):
+            # Росатом, Казатомпром, Казахтелеком: organisation names, "-ом" is not an ending
+            # (not "-атом" alone: форматом); "Казатомпрому" is not an "-ому" adjective.
+            if word.endswith(ending) and word[: len(word) - len(ending)].endswith(_NOMINATIVE_OM):
+                return word[: len(word) - len(ending)]
         if (stem != word and word.endswith(("ым", "им")) and not word.endswith(("ским", "цким"))
                 and not _is_surname_form(word)):
             # Касым, Рахим, Карим: a nominative that only looks like an instrumental ending.
-            # Trust pymorphy's predictor when it reads the word as a noun's own lemma.
+            # Trust pymorphy's predictor when it reads the word as a noun's own lemma (it does
+            # not for -ом: Безосом, Тайсоном would be kept as they are).
             tag = (p := self.morph.parse(word)[0]).tag
             if tag.POS == "NOUN" and "nomn" in tag and _e(p.normal_form) == word:
                 return word
@@ -159,15 +166,19 @@ class Lemmatizer:
                 _add(out, self.lemma(_e(p.normal_form)))
         # The form read as a noun with its ending stripped: "под Усть-Каменогорском" is in the
         # dictionary only as the adjective "усть-каменогорский".
-        _add(out, self.lemma(prefix + strip_ending(last)))
+        stripped = prefix + strip_ending(last)
+        _add(out, self.lemma(stripped))
         m = _SURNAME.fullmatch(last)
         if m:
             for ending in _SURNAME_ENDINGS:
                 _add(out, self.lemma(prefix + m.group(1) + ending))
-        elif base[-1] not in _VOWELS and base[-1] not in "йь" and self.dictionary_lemma(base) is None:
-            # An unknown consonant-final noun (place, name): whatever lemma its case forms got.
-            for ending in _NOUN_ENDINGS:
-                _add(out, self.lemma(base + ending))
+            return out
+        for stem in dict.fromkeys((base, stripped, word)):
+            if stem[-1] not in _VOWELS and stem[-1] not in "йь" and self.dictionary_lemma(stem) is None:
+                # An unknown consonant-final noun (place, name, organisation): whatever lemma
+                # each of its case forms got in the index.
+                for ending in _NOUN_ENDINGS:
+                    _add(out, self.lemma(stem + ending))
         return out
 
 
