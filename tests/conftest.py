@@ -10,6 +10,8 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("TGSEARCH_SHARED", REPO.parent / "shared"))
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+# No background vector filler processes from tests unless a test asks for one (tests/test_fusion.py).
+os.environ.setdefault("TGSEARCH_VECTORS", "off")
 
 
 def shared_path(*parts: str) -> Path:

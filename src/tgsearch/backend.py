@@ -27,12 +27,17 @@ class Backend(Protocol):
 class EmbeddedBackend:
     """SQLite store plus the derived indexes in one data folder."""
 
-    def __init__(self, root: str | os.PathLike | None = None, *, create: bool = True, analyzer=None):
+    def __init__(self, root: str | os.PathLike | None = None, *, create: bool = True, analyzer=None,
+                 vectors: str | None = None):
         self.store = Store(root, create=create)
         self.root: Path = self.store.root
         self._analyzer = analyzer
         self._index = None
         self._engine = None
+        from .index.vectors import VectorService
+
+        # vectors: process | thread | sync | off (env TGSEARCH_VECTORS); see index/vectors.py
+        self.vectors = VectorService(self.store, vectors)
 
     # -- collect -----------------------------------------------------------------------------
     def ingest(self, paths, *, encoding: str | None = None, format: str | None = None,
@@ -45,6 +50,7 @@ class EmbeddedBackend:
     def after_write(self) -> None:
         """Bring derived indexes up to the store."""
         self.index.catch_up(self.store)
+        self.vectors.after_write()
 
     # -- search (lexical index and engine) ---------------------------------------------------
     @property
@@ -52,6 +58,8 @@ class EmbeddedBackend:
         """The lexical index, opened on first use and caught up with the store."""
         if self._index is None:
             from .index.lexical import LexicalIndex
+
+            from .index.lexical import IndexBusyError
 
             index = LexicalIndex(self.root, self._analyzer)
             try:
@@ -62,13 +70,14 @@ class EmbeddedBackend:
         return self._index
 
     @property
-            from .index.lexical import IndexBusyError
-
     def engine(self):
         if self._engine is None:
             from .search.engine import Engine
 
             self._engine = Engine(self.store, self.index)
+            from .search.semantic import attach
+
+            attach(self._engine, self.vectors)
         return self._engine
 
     def search(self, req):
@@ -90,6 +99,18 @@ class EmbeddedBackend:
         self._index = index
         return n
 
+    def similar(self, post_id: str, limit: int = 10):
+        """Posts closest in meaning to a post (a SearchResult; NotFoundError for an unknown post)."""
+        from .search.semantic import similar
+
+        return similar(self.engine, post_id, limit)
+
+    def reindex_vectors(self, model: str, on_progress=None) -> int:
+        """Switch the folder's embedding model and rebuild its vectors (synchronously)."""
+        n = self.vectors.switch(model, on_batch=on_progress)
+        self._engine = None
+        return n
+
     def check(self) -> dict:
         """Store/index drift: counts, ids missing on either side, high-water marks."""
         return self.index.check(self.store)
@@ -106,9 +127,11 @@ class EmbeddedBackend:
         index = self.index
         data["index"] = {"indexed": index.count(), "hwm": index.hwm(), "store_version": self.store.max_version(),
                          "analyzer": f"{index.analyzer.name} {index.analyzer.version}"}
+        data["vectors"] = self.vectors.status()
         return data
 
     def close(self) -> None:
+        self.vectors.close()
         self.store.close()
 
 

@@ -229,12 +229,23 @@ def serve(db, host, port, token):
 
 @main.command()
 @db_option
-def reindex(db):
+@click.option("--vectors", "vectors_model", default=None, metavar="MODEL",
+              help="Instead: switch the embedding model and rebuild the vectors (use-multilingual-v3, e5-small-4bit, st:/path).")
+def reindex(db, vectors_model):
     """Rebuild the search index from the store (after an analyzer upgrade or index damage)."""
     import time as _time
 
     backend = open_backend(db, create=False)
     started = _time.perf_counter()
+    if vectors_model:
+        def progress(done, hwm):
+            err.print(f"embedded {done} posts ({done / max(_time.perf_counter() - started, 1e-9):.0f} posts/s)", highlight=False)
+
+        n = backend.reindex_vectors(vectors_model, on_progress=progress)
+        took = _time.perf_counter() - started
+        out.print(f"vectors ({vectors_model}): {n} posts in {took:.1f} s ({n / max(took, 1e-9):.0f} posts/s)", highlight=False)
+        backend.close()
+        return
     n = backend.reindex()
     took = _time.perf_counter() - started
     out.print(f"indexed {n} posts in {took:.1f} s ({n / max(took, 1e-9):.0f} posts/s)", highlight=False)

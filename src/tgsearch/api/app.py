@@ -82,6 +82,10 @@ def create_app(backend, token: str | None = None) -> FastAPI:
                             publication=publication, facets=facets, interval=interval)
         return backend.search(req).to_dict()
 
+    @app.get("/api/posts/{post_id:path}/similar", summary="Posts closest in meaning to a post (vector index)")
+    def similar(post_id: str, limit: int = Param(10, ge=1, le=200)):
+        return backend.similar(post_id, limit).to_dict()
+
     @app.get("/api/posts/{post_id:path}", summary="One post with every field")
     def post(post_id: str):
         return backend.get(post_id).to_dict()

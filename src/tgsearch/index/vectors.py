@@ -243,15 +243,15 @@ class VectorStore:
             yield labels, vecs.astype(np.float32)
             last = int(labels[-1])
 
-    def labels_to_posts(self, labels: list[int]) -> dict[int, tuple[str, int]]:
-        """label -> (post id, passage number) for the labels that are still live."""
-        out: dict[int, tuple[str, int]] = {}
+    def labels_to_posts(self, labels: list[int]) -> dict[int, tuple[str, int, int]]:
+        """label -> (post id, passage start, passage end) for the labels that are still live."""
+        out: dict[int, tuple[str, int, int]] = {}
         for i in range(0, len(labels), 500):
             chunk = labels[i:i + 500]
-            for label, pid, passage in self.conn.execute(
-                f"SELECT label, post_id, passage FROM entries WHERE label IN ({','.join('?' * len(chunk))})", chunk
+            for label, pid, start, end in self.conn.execute(
+                f"SELECT label, post_id, start, end FROM entries WHERE label IN ({','.join('?' * len(chunk))})", chunk
             ):
-                out[label] = (pid, passage)
+                out[label] = (pid, start, end)
         return out
 
     def post_vectors(self, post_ids: list[str]) -> dict[str, list[tuple[int, int, int, np.ndarray]]]:
@@ -523,23 +523,23 @@ class VectorIndex:
     def embed_query(self, text: str) -> np.ndarray:
         return self.embedder.embed_queries([text])[0]
 
-    def search_vector(self, qvec: np.ndarray, limit: int = 100) -> list[tuple[str, float, int]]:
-        """[(post id, best cosine, best passage)] for the posts nearest to a query vector."""
+    def search_vector(self, qvec: np.ndarray, limit: int = 100) -> list[tuple[str, float, tuple[int, int]]]:
+        """[(post id, best cosine, best passage's span in post.text)] for the posts nearest to a query vector."""
         self.refresh()
         labels, sims = self.graph.search(qvec, count=limit * 2)
         if len(labels) == 0:
             return []
         owners = self.vstore.labels_to_posts([int(x) for x in labels])
-        best: dict[str, tuple[float, int]] = {}
+        best: dict[str, tuple[float, tuple[int, int]]] = {}
         for label, sim in zip(labels, sims):
             owner = owners.get(int(label))
             if owner is None:
                 continue  # deleted since the graph was built
-            pid, passage = owner
+            pid, start, end = owner
             if pid not in best or sim > best[pid][0]:
-                best[pid] = (float(sim), passage)
+                best[pid] = (float(sim), (start, end))
         ranked = sorted(best.items(), key=lambda kv: -kv[1][0])[:limit]
-        return [(pid, sim, passage) for pid, (sim, passage) in ranked]
+        return [(pid, sim, span) for pid, (sim, span) in ranked]
 
     def score_posts(self, qvec: np.ndarray, post_ids: list[str]) -> dict[str, tuple[float, int, int, int]]:
         """Exact cosine of the query with given posts: post id -> (sim, passage, start, end), best passage."""
@@ -585,14 +585,104 @@ def vector_status(store: Store, model: str | None = None) -> dict:
     return out
 
 
+FILL_MODES = ("process", "thread", "sync", "off")
+
+
+class VectorService:
+    """The vector side of a data folder, as the backend sees it.
+
+    `mode` (env ``TGSEARCH_VECTORS``) says how new posts get vectors after a write:
+    ``process`` (default) -- a detached ``python -m tgsearch.index.vectors fill`` process, so
+    lexical search serves at once and the vectors complete in the background, even after the
+    CLI exits; ``thread`` -- a thread in this process; ``sync`` -- before the write returns;
+    ``off`` -- not at all (vectors already on disk are still searched).
+    """
+
+    def __init__(self, store: Store, mode: str | None = None):
+        self.store = store
+        self.mode = (mode or os.environ.get("TGSEARCH_VECTORS") or "process").lower()
+        if self.mode not in FILL_MODES:
+            raise StoreError(f"TGSEARCH_VECTORS={self.mode!r}: choose one of {', '.join(FILL_MODES)}")
+        self._index: VectorIndex | None = None
+        self._filler: VectorFiller | None = None
+        self._proc = None
+
+    @property
+    def model(self) -> str:
+        return active_model(self.store)
+
+    def available(self) -> bool:
+        """Whether semantic search is on for this folder (filling, or vectors on disk)."""
+        return self.mode != "off" or (vectors_dir(self.store.root, self.model) / "vectors.sqlite").exists()
+
+    @property
+    def index(self) -> VectorIndex:
+        if self._index is None or self._index.model != self.model:
+            self._index = VectorIndex(self.store, self.model)
+        return self._index
+
+    def complete(self) -> bool:
+        return vector_status(self.store, self.model)["complete"]
+
+    def after_write(self) -> None:
+        """New posts are in the store: get them vectors according to the mode."""
+        if self.mode == "off" or self.store.count() == 0:
+            return
+        if self.mode == "sync":
+            fill(self.store, self.model)
+        elif self.mode == "thread":
+            if self._filler is None or self._filler.model != self.model:
+                if self._filler is not None:
+                    self._filler.stop()
+                self._filler = VectorFiller(self.store, self.model)
+            self._filler.start()
+        elif not self.complete():
+            if self._proc is None or self._proc.poll() is not None:
+                directory = vectors_dir(self.store.root, self.model)
+                directory.mkdir(parents=True, exist_ok=True)
+                self._proc = spawn_filler(self.store.root, self.model, log=directory / "fill.log")
+
+    def catch_up(self) -> None:
+        """On open: resume an interrupted fill (a crash or a kill) in the background."""
+        if self.mode in ("process", "thread") and self.store.count() and not self.complete():
+            self.after_write()
+
+    def fill(self, on_batch: Callable[[int, int], None] | None = None) -> int:
+        """Embed everything missing now, in this process."""
+        return fill(self.store, self.model, on_batch=on_batch)
+
+    def switch(self, model: str, on_batch: Callable[[int, int], None] | None = None) -> int:
+        """Make `model` the folder's embedding model and build its vectors from scratch."""
+        embedder = get_embedder(model)   # unknown names fail before anything changes
+        reset(self.store.root, embedder.name)
+        self.store.set_meta(ACTIVE_META_KEY, embedder.name)
+        self._index = None
+        return fill(self.store, embedder.name, embedder=embedder, on_batch=on_batch)
+
+    def status(self) -> dict:
+        out = vector_status(self.store, self.model)
+        out["mode"] = self.mode
+        if self._filler is not None and self._filler.error is not None:
+            out["error"] = str(self._filler.error)
+        return out
+
+    def close(self) -> None:
+        if self._filler is not None:
+            self._filler.stop()
+        if self._index is not None:
+            self._index.close()
+
+
 def reset(root: str | os.PathLike, model: str) -> None:
     """Delete a model's vector folder (it is derived; the next fill rebuilds it)."""
     import shutil
 
     directory = vectors_dir(root, model)
+    if not directory.exists():
+        return
     with _fill_lock(directory, wait=True):
         for child in directory.iterdir():
-            if child.name != "fill.lock":
+            if child.name not in ("fill.lock", "fill.log"):
                 if child.is_dir():
                     shutil.rmtree(child)
                 else:

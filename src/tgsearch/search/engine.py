@@ -50,6 +50,14 @@ def _fuse() -> Callable:
         return rrf
 
 
+def _passage(post, found: list[str], spans: dict | None) -> str:
+    """A semantic-only hit shows the passage closest to the query (no words to highlight)."""
+    span = (spans or {}).get(post.id)
+    if span is None or "lexical" in found or not post.text:
+        return ""
+    return post.text[span[0]:span[1]]
+
+
 class Engine:
     def __init__(self, store: Store, index: LexicalIndex, weights: Weights | None = None):
         self.store = store
@@ -102,6 +110,7 @@ class Engine:
         compiled, highlight = self.lexical.compile(query, filters, searcher)
 
         names = self.mode_retrievers(req.mode, query)
+        spans: dict[str, tuple[int, int]] = {}   # semantic hits: the passage closest to the query
         if names == ["lexical"]:
             cands = self.lexical.retrieve(query, filters, limit=limit, offset=offset, sort=req.sort,
                                           compiled=compiled, searcher=searcher)
@@ -116,6 +125,7 @@ class Engine:
                     lists.append(r.retrieve(query, filters, limit=depth, sort=req.sort, compiled=compiled, searcher=searcher))
                 else:
                     lists.append(r.retrieve(query, filters, limit=depth, sort=req.sort))
+                    spans.update(getattr(lists[-1], "passages", None) or {})
             fused = lists[0] if len(lists) == 1 else None
             if fused is not None:
                 merged = [(p, s, [fused.retriever]) for p, s in zip(fused.ids, fused.scores)]
@@ -126,7 +136,7 @@ class Engine:
             total = max([len(merged)] + [c.total for c in lists if c.retriever == "lexical"])
             page = merged[offset:offset + limit]
 
-        hits = self.hits(page, highlight)
+        hits = self.hits(page, highlight, spans)
         result = SearchResult(query=req.q, total=total, took_ms=0.0, hits=hits, mode=req.mode,
                               limit=limit, offset=offset)
         if req.facets:
@@ -150,7 +160,8 @@ class Engine:
             return post.date.timestamp() if post is not None and post.date else float("-inf")
         return sorted(merged, key=key, reverse=newest_first)
 
-    def hits(self, page: list[tuple[str, float, list[str]]], highlight: Highlight) -> list[Hit]:
+    def hits(self, page: list[tuple[str, float, list[str]]], highlight: Highlight,
+             spans: dict[str, tuple[int, int]] | None = None) -> list[Hit]:
         posts = self.store.get_many([p for p, _, _ in page])
         hl = Highlighter(self.analyzer, highlight)
         out = []
@@ -160,7 +171,7 @@ class Engine:
                 continue
             out.append(Hit(
                 id=post.id, channel=post.channel, channel_title=post.channel_title, date=iso(post.date),
-                title=post.title, text=post.text, snippet=hl.snippet(post.text or post.title),
+                title=post.title, text=post.text, snippet=hl.snippet(_passage(post, found, spans) or post.text or post.title),
                 url=post.url, source_url=post.source_url, score=round(float(score), 4), kind=post.kind,
                 publication=post.publication, author=post.author, forwarded_from=post.forwarded_from,
                 views=post.views, retrievers=list(found),

@@ -44,6 +44,7 @@ class SemanticCandidates(Candidates):
     scorer: Callable[[list[str]], dict[str, float]] | None = None
     passages: dict[str, tuple[int, int]] = field(default_factory=dict)   # post id -> best passage span
     latin_share: float = 0.0
+    model: str = ""
 
 
 def semantic_text(query: Query) -> str:
@@ -171,24 +172,13 @@ class SemanticRetriever:
             posts = self.store.get_many([pid for pid, _, _ in found])
             found = [f for f in found if f[0] in posts and post_filter(posts[f[0]])]
         found = found[offset:want]
-        spans = self._spans([(pid, passage) for pid, _, passage in found])
+        spans = {pid: span for pid, _, span in found}
         cands = SemanticCandidates(
             self.name, [f[0] for f in found], [f[1] for f in found], len(found), text=text, qvec=qvec,
             scorer=lambda ids: self.score(qvec, ids), passages=spans, latin_share=latin_share(text),
+            model=self.model,
         )
-        cands.post_filter = post_filter  # fusion keeps semantic-only additions inside the filters
         return cands
-
-    def _spans(self, items: list[tuple[str, int]]) -> dict[str, tuple[int, int]]:
-        if not items:
-            return {}
-        vecs = self.vectors.vstore.post_vectors([pid for pid, _ in items])
-        out = {}
-        for pid, passage in items:
-            for number, start, end, _ in vecs.get(pid, []):
-                if number == passage:
-                    out[pid] = (start, end)
-        return out
 
     def score(self, qvec: np.ndarray, post_ids: list[str]) -> dict[str, float]:
         """Exact cosine (best passage) for the given posts; posts without vectors are absent."""
@@ -213,5 +203,32 @@ class SemanticRetriever:
         return [(pid, sim) for pid, sim, _ in found if pid != post_id][:limit]
 
 
-def parse_query(text: str) -> Query:
-    return parse(text)
+def attach(engine, service) -> SemanticRetriever | None:
+    """Register the semantic retriever with an engine when the folder has (or is filling) vectors,
+    and resume an interrupted fill in the background."""
+    if not service.available():
+        return None
+    retriever = SemanticRetriever(engine.store, service.index, resolve=engine.resolve)
+    engine.add_retriever(retriever)
+    service.catch_up()
+    return retriever
+
+
+def similar(engine, post_id: str, limit: int = 10):
+    """`GET /api/posts/{id}/similar`: a SearchResult of the posts closest in meaning to a post."""
+    import time as _time
+
+    from ..errors import QueryError
+    from .lexical import Highlight
+    from .types import SearchResult
+
+    started = _time.perf_counter()
+    retriever = engine.retrievers.get("semantic")
+    engine.store.get(post_id)  # NotFoundError for an unknown post
+    if retriever is None:
+        raise QueryError("similar posts need the vector index, and this data folder has none "
+                         "(run `tgsearch reindex --vectors use-multilingual-v3`)")
+    found = retriever.similar(post_id, limit=max(1, min(int(limit), 200)))
+    hits = engine.hits([(pid, sim, ["semantic"]) for pid, sim in found], Highlight())
+    return SearchResult(query=f"similar:{post_id}", total=len(hits), took_ms=(_time.perf_counter() - started) * 1000,
+                        hits=hits, mode="semantic", limit=limit)
