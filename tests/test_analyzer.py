@@ -219,6 +219,13 @@ def test_token_offsets_map_back_to_original(an):
     assert by_norm["курсив"] == "__курсив__"
 
 
+def test_offsets_when_only_invisible_characters_are_dropped(an):
+    text = "Каз\u00adахстан ❤️ ударе́ние мука́ 1️⃣ конец"
+    toks = an.tokens(text)
+    assert [t.text for t in toks] == ["Каз\u00adахстан", "ударе́ние", "мука́", "конец"]
+    assert all(text[t.start:t.end] == t.text for t in toks)
+
+
 def test_lists_are_aligned(an):
     toks = an.tokens(TRICKY)
     index, exact = an.index_terms(TRICKY), an.exact_terms(TRICKY)

@@ -83,6 +83,7 @@ class Analyzer:
         self._exact = _Cache(self._fill_surface, 0)
         self._chunk_index = _Cache(self._fill_chunk, 1)
         self._chunk_exact = _Cache(self._fill_chunk, 0)
+        self._pieces: dict[str, list[tuple[str, str, int, int]]] = {}  # surface → split() (tokens())
         self._index_get = self._index.__getitem__
         self._exact_get = self._exact.__getitem__
         self._chunk_index_get = self._chunk_index.__getitem__
@@ -125,7 +126,7 @@ class Analyzer:
 
     def _bound_cache(self) -> None:
         if len(self._index) + len(self._chunk_index) > MAX_CACHED_SURFACES:
-            for cache in (self._index, self._exact, self._chunk_index, self._chunk_exact):
+            for cache in (self._index, self._exact, self._chunk_index, self._chunk_exact, self._pieces):
                 cache.clear()
             self.lemmatizer.clear()
 
@@ -139,9 +140,16 @@ class Analyzer:
         """Tokens with offsets into `text` (for snippets); aligned 1:1 with index_terms."""
         prepared, starts, ends = prepare_with_offsets(text)
         out: list[Token] = []
+        pieces = self._pieces
+        if len(pieces) > MAX_CACHED_SURFACES:
+            pieces.clear()
         for m in iter_surfaces(prepared):
             base = m.start()
-            for kind, norm, a, b in split(m.group()):
+            surface = m.group()
+            found = pieces.get(surface)
+            if found is None:
+                found = pieces[surface] = split(surface)
+            for kind, norm, a, b in found:
                 start = starts[base + a]
                 end = ends[base + b - 1]
                 out.append(Token(text[start:end], norm, start, end, kind))

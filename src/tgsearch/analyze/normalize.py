@@ -31,6 +31,7 @@ _INVISIBLE_RE = re.compile(f"[{_INVISIBLE}]")
 _KEYCAP_RE = re.compile("[0-9#*]\ufe0f?\u20e3")
 # Stress marks on Cyrillic vowels have no precomposed form, so they survive NFKC.
 _ACCENT_RE = re.compile("[\u0300\u0301]")
+_REMOVABLE_RE = re.compile(f"{_KEYCAP_RE.pattern}|[{_INVISIBLE}\u0300\u0301]+")
 
 _FOLD = str.maketrans({
     "ё": "е",
@@ -77,6 +78,22 @@ def prepare_with_offsets(text: str) -> tuple[str, list[int], list[int]]:
     if prepared == text:
         idx = list(range(len(text) + 1))
         return text, idx[:-1], idx[1:]
+    if _REMOVABLE_RE.sub("", text) == prepared:
+        # Only characters were dropped (the usual case: emoji variation selectors, soft
+        # hyphens): map the kept runs directly. A dropped stress mark stays with its letter.
+        starts: list[int] = []
+        ends: list[int] = []
+        last = 0
+        for m in _REMOVABLE_RE.finditer(text):
+            a = m.start()
+            starts.extend(range(last, a))
+            ends.extend(range(last + 1, a + 1))
+            if ends and ends[-1] == a and text[a] in "\u0300\u0301":
+                ends[-1] = m.end()
+            last = m.end()
+        starts.extend(range(last, len(text)))
+        ends.extend(range(last + 1, len(text) + 1))
+        return prepared, starts, ends
     pieces: list[str] = []
     starts: list[int] = []
     ends: list[int] = []
