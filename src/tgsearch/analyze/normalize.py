@@ -31,6 +31,10 @@ _INVISIBLE_RE = re.compile(f"[{_INVISIBLE}]")
 _KEYCAP_RE = re.compile("[0-9#*]\ufe0f?\u20e3")
 # Stress marks on Cyrillic vowels have no precomposed form, so they survive NFKC.
 _ACCENT_RE = re.compile("[\u0300\u0301]")
+# Characters NFKC and prepare() leave unchanged: ASCII, Cyrillic letters, common quotes and
+# dashes. Anything else (with the character before it, which a mark may compose with) goes
+# through the per-cluster path of prepare_with_offsets.
+_UNSAFE_RE = re.compile("(?s:.)?[^\x00-\x7f\u0400-\u0482\u048a-\u04ff«»—–“”„‘’]+")
 _REMOVABLE_RE = re.compile(f"{_KEYCAP_RE.pattern}|[{_INVISIBLE}\u0300\u0301]+")
 
 _FOLD = str.maketrans({
@@ -67,6 +71,20 @@ def normalize(text: str) -> str:
     return fold(prepare(text))
 
 
+def _clusters(text: str, i: int, stop: int, pieces: list[str], starts: list[int], ends: list[int]) -> None:
+    """prepare() text[i:stop] cluster by cluster (a character with its combining marks)."""
+    while i < stop:
+        j = i + 1
+        while j < stop and unicodedata.category(text[j])[0] == "M":  # marks incl. VS16, keycap
+            j += 1
+        cluster = prepare(text[i:j])
+        if cluster:
+            pieces.append(cluster)
+            starts.extend([i] * len(cluster))
+            ends.extend([j] * len(cluster))
+        i = j
+
+
 def prepare_with_offsets(text: str) -> tuple[str, list[int], list[int]]:
     """`prepare(text)` plus, for every output character, the original span it came from.
 
@@ -95,20 +113,22 @@ def prepare_with_offsets(text: str) -> tuple[str, list[int], list[int]]:
         ends.extend(range(last + 1, len(text) + 1))
         return prepared, starts, ends
     pieces: list[str] = []
-    starts: list[int] = []
-    ends: list[int] = []
+    starts = []
+    ends = []
     n = len(text)
-    i = 0
-    while i < n:
-        j = i + 1
-        while j < n and unicodedata.category(text[j])[0] == "M":  # marks incl. VS16, keycap
-            j += 1
-        cluster = prepare(text[i:j])
-        if cluster:
-            pieces.append(cluster)
-            starts.extend([i] * len(cluster))
-            ends.extend([j] * len(cluster))
-        i = j
+    last = 0
+    for m in _UNSAFE_RE.finditer(text):
+        a, b = m.span()
+        if a > last:  # a run NFKC leaves alone: maps one to one
+            pieces.append(text[last:a])
+            starts.extend(range(last, a))
+            ends.extend(range(last + 1, a + 1))
+        _clusters(text, a, b, pieces, starts, ends)
+        last = b
+    if last < n:
+        pieces.append(text[last:])
+        starts.extend(range(last, n))
+        ends.extend(range(last + 1, n + 1))
     out = "".join(pieces)
     if out != prepared:
         # A composition across clusters: keep the exact string, map proportionally (offsets
