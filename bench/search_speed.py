@@ -92,8 +92,10 @@ def measure_http(db: Path, queries: list[dict]) -> dict:
     import httpx
 
     port = free_port()
+    # Lexical latency only: keep the server from computing embeddings in the background meanwhile.
+    env = {**os.environ, "TGSEARCH_VECTORS": "off"}
     server = subprocess.Popen([sys.executable, "-m", "tgsearch.cli", "serve", "--db", str(db), "--port", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     try:
         base = f"http://127.0.0.1:{port}"
         with httpx.Client(base_url=base, timeout=60) as client:
