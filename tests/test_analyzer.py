@@ -301,6 +301,14 @@ def test_cyrillic_query_finds_latin_text(an):
     assert finds(an, "Назарбаев", "Nazarbaev era")
 
 
+def test_common_words_are_not_transliterated(an):
+    for word in ["и", "он", "стали", "дом", "сделка"]:
+        assert all(not ch.isascii() for lemma in an.query_lemmas(word) for ch in lemma), word
+    assert an.query_lemmas("on") == ["on"]
+    assert "астана" in an.query_lemmas("Astana")
+    assert "astana" in an.query_lemmas("Астана")  # a place name: Geox
+
+
 def test_query_lemma_list_is_bounded(an):
     for word in ["Tokayev", "Ust-Kamenogorsk", "Yoshkar-Ola", "Токаеву", "стали"]:
         assert 1 <= len(an.query_lemmas(word)) <= 12

@@ -31,6 +31,7 @@ from tgsearch.analyze.translit import to_cyrillic, to_latin
 
 VERSION = "3"
 MAX_QUERY_LEMMAS = 12
+_MIN_TRANSLIT_LEN = 3
 # Surfaces + chunks cached before the caches are dropped and rebuilt (bounds memory).
 MAX_CACHED_SURFACES = 1_000_000
 
@@ -208,13 +209,16 @@ class Analyzer:
             return [norm]
         lem = self.lemmatizer
         out = lem.alternatives(norm)
+        if len(norm) < _MIN_TRANSLIT_LEN:
+            return out[:MAX_QUERY_LEMMAS]  # "on" → "он", "и" → "i": short words are other words
         if _HAS_LATIN.intersection(norm):
             for rank, candidate in enumerate(to_cyrillic(norm)):
                 extra = lem.alternatives(candidate) if rank < 2 else [lem.lemma(candidate)]
                 for item in extra:
                     if item not in out:
                         out.append(item)
-        else:
+        elif lem.is_name_like(norm):
+            # Only names travel between scripts: "стали" → "stali" would match English text.
             for base in out[:2]:
                 for latin in to_latin(base):
                     if latin not in out:

@@ -38,6 +38,7 @@ _VOWELS = set("аеиоуыэюяәөұүі")
 
 _CYRILLIC_COMPOUND = re.compile(r"[а-яёәғқңөұүһіїєў]+(?:-[а-яёәғқңөұүһіїєў]+)*")
 _NOUN_ENDINGS = ("", "а", "у", "ом", "е", "ы", "ов", "ам", "ами", "ах")
+_PROPER_TAGS = frozenset({"Name", "Surn", "Patr", "Geox", "Orgn", "Trad"})
 _NOMINATIVE_OM = ("пром", "телеком", "росатом")
 _SURNAME = re.compile(r"(\w{2,}?(?:ов|ев|ин|ын))(?:а|у|ым|ом|е|ой|ою|ы|ых|ыми)?")
 _SURNAME_ENDINGS = ("", "а", "у", "ым", "ом", "е", "ой", "ы", "ых", "ыми")
@@ -147,6 +148,14 @@ class Lemmatizer:
         if fixed != word:
             return self.lemma(fixed)
         return word
+
+    def is_name_like(self, word: str) -> bool:
+        """Unknown to the dictionary, surname-shaped, or read by pymorphy as a name/place/org."""
+        if not _CYRILLIC_COMPOUND.fullmatch(word):
+            return False
+        if "-" in word or self.dictionary_lemma(word) is None or _SURNAME.fullmatch(word):
+            return True
+        return any(_PROPER_TAGS.intersection(p.tag.grammemes) for p in self.morph.parse(word)[:3])
 
     def alternatives(self, word: str) -> list[str]:
         """Index lemma first, then other lemmas worth matching for a query word."""
