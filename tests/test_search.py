@@ -184,3 +184,21 @@ def test_hybrid_without_vectors_is_lexical(backend):
 def test_stop_words_do_not_count(backend):
     # "что", "в", "о" are function words: the content word decides.
     assert ids(backend, "что о уране")[0] == "steppe_news/1"
+
+
+def test_seeds_corpus_names_and_forms(tmp_path):
+    from conftest import shared_path
+    from tgsearch.backend import EmbeddedBackend
+    from tgsearch.sources import walk
+
+    seeds = shared_path("seeds")
+    b = EmbeddedBackend(tmp_path / "db")
+    b.ingest(list(walk([str(seeds)])))
+    latin = search(b, "Tokayev")
+    cyrillic = search(b, "Токаеву")
+    assert latin.total > 0 and cyrillic.total > 0
+    assert {h.id for h in latin.hits} & {h.id for h in cyrillic.hits}
+    assert any(m.lower().startswith("токаев") for h in latin.hits for m in marked(h.snippet))
+    top = search(b, "внешняя политика Казахстана").hits[0]
+    assert re.search(r"внешн\w* политик", top.title + top.text, re.I)
+    b.close()
