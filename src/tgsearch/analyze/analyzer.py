@@ -13,9 +13,15 @@ Term scheme (positions = list index; `tokens`, `index_terms` and `exact_terms` a
 * numbers, codes, URLs, #hashtags and @mentions give their normalized form in both lists
   ("7,8" → "7.8", "15 000" → "15000", "$56" → "56", "2025-го" → "2025").
 
-Both term lists come from per-surface caches (dicts whose misses analyse the surface), so the
-hot path is one regex findall, C-level dict lookups and a join. `terms()` and `joined_terms()`
-(additions to the agreed API) give both lists from one tokenization pass.
+Speed: term lists come from dict caches whose misses do the analysis. A text is split on
+whitespace and each chunk ("(Казахстана),") is looked up whole, so a warm run is str.split,
+C-level dict lookups and a join, with no regex over the text; texts with tokens that contain a
+space ("15 000", "Касым- Жомарт") go through the tokenizer regex and a per-surface cache.
+`terms()` and `joined_terms()` (additions to the agreed API) give both lists in one pass;
+`joined_terms()` returns them space-joined, ready for a whitespace-tokenized field.
+
+Lemmas: see lemmatize.py (pymorphy3 + ending stripping for unknown words). Query expansion:
+`query_lemmas()`; transliteration: translit.py. Bump VERSION whenever any output changes.
 """
 
 from __future__ import annotations

@@ -19,8 +19,7 @@ import re
 from tgsearch.analyze.normalize import fold
 
 _L = r"[^\W\d_]"  # a letter of any script (Cyrillic incl. Kazakh ә ғ қ ң ө ұ ү һ і, Latin…)
-_AN = r"[^\W_]"  # letter or digit
-_UP = "A-ZА-ЯЁӘҒҚҢӨҰҮҺІЄЇЎ"
+UPPER = "A-ZА-ЯЁӘҒҚҢӨҰҮҺІЄЇЎ"
 _APOS = "'\u2019\u02bc"
 _HYPHENS = "\\-\u2010\u2011"
 
@@ -41,7 +40,7 @@ _HASHTAG = r"#(?<![\w#&/]#)\w+"
 _THOUSANDS = r"\d{1,3}(?:\x20\d{3})+(?![\w.,]|\x20\d)"
 # Word characters joined by hyphens, apostrophes, "." or ","; split() breaks the surface up
 # where those joiners are not word-internal (конец.Начало, т.е) — cheaper than doing it here.
-_COMPOUND = rf"\w+(?:(?:[{_APOS}]?[{_HYPHENS}]|[.,{_APOS}]|(?<={_L})-\x20(?=[{_UP}]))\w+)*"
+_COMPOUND = rf"\w+(?:(?:[{_APOS}]?[{_HYPHENS}]|[.,{_APOS}]|(?<={_L})-\x20(?=[{UPPER}]))\w+)*"
 
 TOKEN_RE = re.compile("|".join([_MENTION, _HASHTAG, _URL, _DOMAIN, _THOUSANDS, _COMPOUND]))
 find_surfaces = TOKEN_RE.findall
