@@ -332,3 +332,20 @@ def test_corpus_sample_offsets_and_alignment(shared):
             assert [an.lemma(t.norm) if t.kind == "word" else t.norm for t in toks] == an.index_terms(text)
             checked += 1
     assert checked > 300
+
+
+@pytest.mark.slow
+def test_whole_corpus_chunk_path_agrees_with_tokens(shared):
+    """The chunk-cache fast path and the offset-keeping tokens() path give the same terms."""
+    raw = shared("data", "tg-news-posts-ru", "raw")
+    an = Analyzer()
+    for path in sorted(raw.glob("*.json")):
+        for post in json.loads(path.read_text(encoding="utf-8")):
+            text = post.get("text")
+            if not isinstance(text, str) or not text:
+                continue
+            toks = an.tokens(text)
+            index, exact = an.terms(text)
+            assert [t.norm for t in toks] == exact, text[:200]
+            assert [an.lemma(t.norm) if t.kind == "word" else t.norm for t in toks] == index, text[:200]
+            assert all(text[t.start:t.end] == t.text for t in toks)
