@@ -67,7 +67,9 @@ def _threads() -> int:
     value = os.environ.get("TGSEARCH_EMBED_THREADS")
     if value and value.isdigit() and int(value) > 0:
         return int(value)
-    return max(1, min(2, os.cpu_count() or 1))
+    # One BLAS thread per process: measured faster than two on a shared 2-core machine
+    # (docs/benchmarks.md); parallelism comes from several embedding processes instead.
+    return 1
 
 
 class USEEmbedder:

@@ -287,15 +287,42 @@ def _fill_lock(directory: Path, wait: bool = True):
         os.close(fd)
 
 
+_worker_embedder: Embedder | None = None
+
+
+def _worker_init(model: str, threads: int) -> None:
+    global _worker_embedder
+    os.environ["TGSEARCH_EMBED_THREADS"] = str(threads)
+    _worker_embedder = get_embedder(model)
+
+
+def _worker_embed(texts: list[str]) -> np.ndarray:
+    assert _worker_embedder is not None
+    return _worker_embedder.embed_documents(texts)
+
+
+def default_workers() -> int:
+    value = os.environ.get("TGSEARCH_EMBED_WORKERS")
+    if value and value.isdigit():
+        return max(1, int(value))
+    return max(1, min(2, os.cpu_count() or 1))
+
+
 def fill(store: Store, model: str | None = None, *, embedder: Embedder | None = None, batch: int = 256,
          wait: bool = True, stop: threading.Event | None = None,
-         on_batch: Callable[[int, int], None] | None = None, save_index: bool = True) -> int:
+         on_batch: Callable[[int, int], None] | None = None, save_index: bool = True,
+         workers: int | None = None) -> int:
     """Embed every post written since the index's high-water mark; returns how many were embedded.
 
     Safe to kill at any point and to re-run: each batch commits its vectors with the new
-    high-water mark. Only one filler works per model folder; with `wait=False` a busy folder
-    returns 0 at once.
+    high-water mark, in store-version order (also with `workers` > 1 embedding processes,
+    whose results are written in order). Only one filler works per model folder; with
+    `wait=False` a busy folder returns 0 at once.
     """
+    workers = workers or default_workers()
+    if workers > 1 and embedder is None and _backlog(store, model or active_model(store)) > 2 * batch:
+        return _fill_parallel(store, model or active_model(store), batch=batch, wait=wait, stop=stop,
+                              on_batch=on_batch, save_index=save_index, workers=workers)
     model = model or active_model(store)
     embedder = embedder or get_embedder(model)
     directory = vectors_dir(store.root, model)
@@ -336,6 +363,78 @@ def fill(store: Store, model: str | None = None, *, embedder: Embedder | None = 
         finally:
             vstore.close()
     return done
+
+
+def _backlog(store: Store, model: str) -> int:
+    """Posts written since the model's high-water mark (enough to be worth a process pool?)."""
+    path = vectors_dir(store.root, model) / "vectors.sqlite"
+    hwm = 0
+    if path.exists():
+        conn = sqlite3.connect(path, timeout=30)
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key='hwm'").fetchone()
+            hwm = int(row[0]) if row else 0
+        except sqlite3.Error:
+            hwm = 0
+        finally:
+            conn.close()
+    return store.conn.execute("SELECT COUNT(*) FROM posts WHERE version > ?", (hwm,)).fetchone()[0]
+
+
+def _batches(store: Store, hwm: int, batch: int):
+    pending: list[tuple[int, Post]] = []
+    for version, post in store.iter_since(hwm, batch=batch):
+        pending.append((version, post))
+        if len(pending) >= batch:
+            yield pending
+            pending = []
+    if pending:
+        yield pending
+
+
+def _fill_parallel(store: Store, model: str, *, batch: int, wait: bool, stop, on_batch, save_index: bool,
+                   workers: int) -> int:
+    """`fill` with several embedding processes (one BLAS thread each), written in version order."""
+    import multiprocessing
+
+    embedder = get_embedder(model)   # name and dim only: the model itself loads in the workers
+    directory = vectors_dir(store.root, model)
+    done = 0
+    with _fill_lock(directory, wait=wait) as locked:
+        if not locked:
+            return 0
+        vstore = VectorStore(directory, embedder.name, embedder.dim)
+        ctx = multiprocessing.get_context("spawn")
+        try:
+            with ctx.Pool(workers, initializer=_worker_init, initargs=(model, 1)) as pool:
+                def jobs():
+                    for posts in _batches(store, vstore.hwm, batch):
+                        rows = [(post.id, version, p) for version, post in posts for p in passages_for(post)]
+                        yield posts, rows
+
+                pending = []
+                for posts, rows in jobs():
+                    pending.append((posts, rows, pool.apply_async(_worker_embed, ([r[2].text for r in rows],))))
+                    while len(pending) > workers or (pending and pending[0][2].ready()):
+                        done += _write(vstore, *pending.pop(0), on_batch=on_batch, done=done)
+                    if stop is not None and stop.is_set():
+                        break
+                while pending:
+                    done += _write(vstore, *pending.pop(0), on_batch=on_batch, done=done)
+            if save_index and done:
+                HNSW(directory, vstore).sync(save=True)
+        finally:
+            vstore.close()
+    return done
+
+
+def _write(vstore: VectorStore, posts, rows, result, *, on_batch, done: int) -> int:
+    vectors = result.get()
+    vstore.write_batch([(pid, ver, p, vec) for (pid, ver, p), vec in zip(rows, vectors)],
+                       hwm=max(v for v, _ in posts))
+    if on_batch:
+        on_batch(done + len(posts), vstore.hwm)
+    return len(posts)
 
 
 class VectorFiller:
@@ -699,6 +798,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--db", required=True)
     p.add_argument("--model", default=None)
     p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--workers", type=int, default=None, help="embedding processes (default: TGSEARCH_EMBED_WORKERS or 2)")
     p.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     store = Store(args.db, create=False)
@@ -709,7 +809,7 @@ def main(argv: list[str] | None = None) -> int:
             rate = done / max(time.perf_counter() - started, 1e-9)
             print(f"embedded {done} posts (store version {hwm}, {rate:.0f} posts/s)", flush=True)
 
-    n = fill(store, args.model, batch=args.batch, on_batch=report)
+    n = fill(store, args.model, batch=args.batch, on_batch=report, workers=args.workers)
     if not args.quiet:
         print(f"done: {n} posts in {time.perf_counter() - started:.1f}s", flush=True)
     store.close()
