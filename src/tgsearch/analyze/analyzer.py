@@ -117,8 +117,9 @@ class Analyzer:
 
     def _fill_chunk(self, chunk: str) -> tuple[str, str]:
         core = chunk.strip(_EDGE_PUNCT)
-        if core and _PLAIN_WORD(core):  # one word with punctuation around it: "(Токаева),"
-            value = (self._exact[core], self._index[core])
+        if core and _PLAIN_WORD(core):  # one word, maybe in punctuation: "(Токаева),"
+            norm = fold(core)
+            value = (norm, self.lemmatizer.lemma(norm))
         else:
             surfaces = find_surfaces(chunk)
             value = (" ".join(filter(None, map(self._exact_get, surfaces))),
