@@ -296,6 +296,10 @@ def test_latin_query_finds_cyrillic_text(an, latin, text):
     assert finds(an, latin, text)
 
 
+def test_latin_possessive_query(an):
+    assert finds(an, "Tokayev's", "Встреча с Токаевым")
+
+
 def test_cyrillic_query_finds_latin_text(an):
     assert finds(an, "Токаев", "President Tokayev said")
     assert finds(an, "Назарбаев", "Nazarbaev era")

@@ -222,7 +222,7 @@ class Analyzer:
         if len(norm) < _MIN_TRANSLIT_LEN:
             return out[:MAX_QUERY_LEMMAS]  # "on" → "он", "и" → "i": short words are other words
         if _HAS_LATIN.intersection(norm):
-            for rank, candidate in enumerate(to_cyrillic(norm)):
+            for rank, candidate in enumerate(to_cyrillic(out[0])):  # "tokayev's" → "tokayev"
                 extra = lem.alternatives(candidate) if rank < 2 else [lem.lemma(candidate)]
                 for item in extra:
                     if item not in out:
