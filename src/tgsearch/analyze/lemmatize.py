@@ -9,13 +9,18 @@ Index side (`lemma`) returns exactly one lemma per normalized word:
   with its case/adjective ending stripped. pymorphy's predictor guesses a different normal form
   for different forms of the same unknown name (токаева → "токаева", токаеву → "токаев"), while
   stripping endings is consistent: Токаева/Токаеву/Токаевым → "токаев", Орбаном/Орбану →
-  "орбан". For consonant-final names (most surnames and place names) the stem is the lemma;
-* anything else (Latin, mixed) → itself.
+  "орбан". For consonant-final names (most surnames and place names) the stem is the lemma.
+  Exceptions where "-ом"/"-ым" is part of the name: organisation names (Росатом, Казатомпром)
+  and nouns pymorphy's predictor reads as their own nominative (Касым, Рахим);
+* Latin words: themselves, without a Russian case ending or possessive (devops'а → devops);
+  words mixing look-alike Latin and Cyrillic letters are read in their majority script;
+* anything else → itself.
 
-Query side (`query_lemmas`) returns every lemma the index may hold for any form of the word:
-the index lemma, the other parses' normal forms, and, for surname-shaped words, the index
-lemmas of the whole surname paradigm. The paradigm step is what makes "Токаеву" find
-"Токаев": the dictionary knows "токаев" only as the genitive plural of "токай".
+Query side (`alternatives`, used by Analyzer.query_lemmas) returns every lemma the index may
+hold for some form of the word: the index lemma, other dictionary parses' lemmas, the lemma of
+the form with its ending stripped, and for surname-shaped or unknown consonant-final words the
+index lemmas of their case forms. That step is what makes "Токаеву" find "Токаев" (the
+dictionary knows "токаев" only as the genitive plural of "токай") and "Безос" find "Безосом".
 """
 
 from __future__ import annotations
