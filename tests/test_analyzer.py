@@ -296,6 +296,12 @@ def test_latin_query_finds_cyrillic_text(an, latin, text):
     assert finds(an, latin, text)
 
 
+def test_kazakh_spelling_query_finds_russian_spelling(an):
+    assert finds(an, "Тоқаев", "встреча с Токаевым")
+    assert finds(an, "Өскемен", "в Оскемене открыли")
+    assert not finds(an, "Тоқаев", "встреча с Назарбаевым")
+
+
 def test_latin_possessive_query(an):
     assert finds(an, "Tokayev's", "Встреча с Токаевым")
 

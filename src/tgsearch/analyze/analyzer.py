@@ -47,6 +47,7 @@ _SPANS_SPACE = re.compile(rf"\x20(?<=\d\x20)\d{{3}}|\x20(?<=[^\W\d_]-\x20)[{UPPE
 # Punctuation that is never part of a token next to a letter (not #, @, _ — hashtags, mentions).
 _EDGE_PUNCT = ".,:;!?()[]{}<>«»\"'„“”‘’…—–-*/\\|"
 _PLAIN_WORD = re.compile(r"[^\W\d_]+").fullmatch
+_KAZAKH_TO_RUSSIAN = str.maketrans("әғқңөұүһі", "агкноуухи")
 _HAS_LATIN = frozenset("abcdefghijklmnopqrstuvwxyzäöüūıçşğñčšžŝëèéėâûʹ′ʺ″")
 
 
@@ -227,7 +228,13 @@ class Analyzer:
                 for item in extra:
                     if item not in out:
                         out.append(item)
-        elif lem.is_name_like(norm):
+        else:
+            russified = norm.translate(_KAZAKH_TO_RUSSIAN)
+            if russified != norm:  # Тоқаев → Токаев, Нұрсұлтан → Нурсултан
+                for item in lem.alternatives(russified)[:3]:
+                    if item not in out:
+                        out.append(item)
+        if not _HAS_LATIN.intersection(norm) and lem.is_name_like(norm):
             # Only names travel between scripts: "стали" → "stali" would match English text.
             for base in out[:2]:
                 for latin in to_latin(base):
