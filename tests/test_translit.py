@@ -30,6 +30,12 @@ from tgsearch.analyze.translit import MAX_CANDIDATES, to_cyrillic, to_latin
         ("ŝukin", "щукин"),
         ("şymkent", "шымкент"),  # Kazakh Latin
         ("qazaqstan", "қазақстан"),
+        ("almaty", "алматы"),
+        ("mirziyoyev", "мирзиеев"),  # ё is folded to е everywhere
+        ("zelensky", "зеленский"),
+        ("japarov", "жапаров"),
+        ("pashinyan", "пашинян"),
+        ("shoigu", "шойгу"),
     ],
 )
 def test_latin_to_cyrillic_candidates(latin, cyrillic):
