@@ -9,6 +9,7 @@ A match ("surface") is later expanded by `split()` into one or more pieces:
 * "2025-го", "90-х" → the number alone ("2025"), the ordinal ending is dropped;
 * "Касым- Жомарт" (space after the hyphen, capital after it) is read as "Касым-Жомарт";
 * "15 000" → number "15000"; "7,8" and "7.8" → number "7.8";
+* "конец.Начало", "т.е." → separate words; "д’Артаньян", "devops'а" stay one token;
 * currency signs, %, emoji and other symbols are not tokens ("$56" → "56").
 """
 
