@@ -18,6 +18,7 @@ MODULES = [
     "bench.web_speed",
     "bench.semantic_quality",
     "bench.semantic_speed",
+    "bench.semantic",
 ]
 
 

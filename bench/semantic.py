@@ -1,0 +1,352 @@
+"""Semantic and hybrid search: quality and speed through the real ingest + API path.
+
+Parts (run all, or pick with --part):
+
+  xquad  XQuAD-ru (240 paragraphs as posts, 1,190 questions) -> JSONL -> ingest -> vectors for each
+         model -> GET /api/search (FastAPI app in process) in modes lexical / semantic / hybrid, and
+         hybrid with plain RRF(k=60) instead of tgsearch's fusion. Recall@1/5/10, MRR@10, p50/p95 ms.
+  cross  The 22k-post corpus + ../shared/seeds, ingested with the CLI (`tgsearch ingest`, vectors
+         filled by the background process): time until lexical search is ready, time until every
+         post has a vector, posts/s. Then the English query set (bench/queries/en.jsonl) and the
+         Russian paraphrase set (bench/queries/paraphrase.jsonl): Recall@10 for lexical / semantic /
+         hybrid; hybrid API latency p50/p95 over those queries plus bench/queries/dev.jsonl (each
+         query once: no query-vector cache hits); RSS of the serving process.
+  quant  On the cross corpus: usearch graph quantization i8 / f16 / f32 vs exact search (top-10
+         overlap, Recall@10 of the query sets, build time, file size).
+
+Expected posts: an `expect` id list or an `expect_text` substring (every post containing it is
+relevant); posts whose text is an exact copy of a relevant post's (cross-posts) count as relevant.
+
+Run: .venv/bin/python -m bench.semantic [--part xquad,cross,quant] [--models use-multilingual-v3,e5-small-4bit]
+     [--workdir DIR (keeps the cross corpus between runs)] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("TGSEARCH_SHARED", REPO.parent / "shared"))
+NEWS = SHARED / "data" / "tg-news-posts-ru" / "raw"
+SEEDS = SHARED / "seeds"
+QUERIES = REPO / "bench" / "queries"
+MODES = ("lexical", "semantic", "hybrid")
+DEFAULT_MODELS = ("use-multilingual-v3", "e5-small-4bit")
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def client_for(backend):
+    from fastapi.testclient import TestClient
+
+    from tgsearch.api.app import create_app
+
+    return TestClient(create_app(backend))
+
+
+def api_search(client, q: str, mode: str, limit: int = 10) -> tuple[list[str], float]:
+    started = time.perf_counter()
+    response = client.get("/api/search", params={"q": q, "mode": mode, "limit": limit})
+    took = (time.perf_counter() - started) * 1000
+    if response.status_code == 400:  # e.g. an unclosed quote in a question: search its words
+        started = time.perf_counter()
+        response = client.get("/api/search", params={"q": q.replace('"', " "), "mode": mode, "limit": limit})
+        took = (time.perf_counter() - started) * 1000
+    response.raise_for_status()
+    return [h["id"] for h in response.json()["hits"]], took
+
+
+def rank_metrics(ranks: list[int | None]) -> dict:
+    n = len(ranks) or 1
+    out = {f"recall@{k}": sum(1 for r in ranks if r is not None and r <= k) / n for k in (1, 5, 10)}
+    out["mrr@10"] = sum(1 / r for r in ranks if r is not None and r <= 10) / n
+    out["queries"] = len(ranks)
+    return out
+
+
+def first_rank(ids: list[str], relevant: set[str]) -> int | None:
+    for i, pid in enumerate(ids):
+        if pid in relevant:
+            return i + 1
+    return None
+
+
+def run_modes(client, queries: list[tuple[str, set[str]]], modes=MODES, rrf: bool = False) -> dict:
+    from tgsearch.search import fusion
+
+    out = {}
+    variants = [(m, m) for m in modes]
+    if rrf:
+        variants.append(("hybrid-rrf", "hybrid"))
+    for label, mode in variants:
+        saved = fusion.fuse
+        if label == "hybrid-rrf":
+            fusion.fuse = fusion.rrf   # the engine imports search.fusion.fuse at each search
+        try:
+            ranks, times = [], []
+            for q, relevant in queries:
+                ids, took = api_search(client, q, mode)
+                ranks.append(first_rank(ids, relevant))
+                times.append(took)
+        finally:
+            fusion.fuse = saved
+        res = rank_metrics(ranks)
+        res.update({"p50_ms": pct(times, 50), "p95_ms": pct(times, 95)})
+        out[label] = res
+    return out
+
+
+# -- xquad -------------------------------------------------------------------------------------
+def part_xquad(models: list[str], workdir: Path) -> dict:
+    from bench.xquad import XQUAD, load
+
+    from tgsearch.backend import EmbeddedBackend
+
+    if not XQUAD.exists():
+        return {"skipped": f"{XQUAD} not found"}
+    posts, questions = load()
+    src = workdir / "xquad.jsonl"
+    with src.open("w", encoding="utf-8") as f:
+        for post in posts:
+            f.write(json.dumps(post, ensure_ascii=False) + "\n")
+    backend = EmbeddedBackend(workdir / "xquad-db", vectors="off")
+    started = time.perf_counter()
+    backend.ingest([src])
+    out: dict = {"posts": len(posts), "questions": len(questions), "ingest_s": time.perf_counter() - started}
+    queries = [(q, {rel}) for q, rel in questions]
+    for model in models:
+        started = time.perf_counter()
+        n = backend.reindex_vectors(model)
+        fill_s = time.perf_counter() - started
+        client = client_for(backend)
+        res = run_modes(client, queries, rrf=True)
+        res["fill"] = {"posts": n, "seconds": fill_s, "posts_per_s": n / fill_s}
+        out[model] = res
+        print(f"xquad {model}: " + "  ".join(
+            f"{m} R@5 {r['recall@5']:.4f} MRR {r['mrr@10']:.4f}" for m, r in res.items() if m != "fill"), flush=True)
+    backend.close()
+    return out
+
+
+# -- cross-lingual / paraphrase ----------------------------------------------------------------
+def load_queries(name: str) -> list[dict]:
+    path = QUERIES / name
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+_WS = re.compile(r"\s+")
+
+
+def _key(text: str) -> str:
+    return _WS.sub(" ", text).strip().lower()[:300]
+
+
+def resolve(store, items: list[dict]) -> list[tuple[str, set[str]]]:
+    """(query, relevant ids): expect ids, expect_text substrings, and exact cross-posted copies."""
+    texts = {}
+    for post in store.iter_posts(order="id"):
+        texts[post.id] = (post.title + "\n" + post.text)
+    by_key: dict[str, set[str]] = {}
+    for pid, text in texts.items():
+        by_key.setdefault(_key(text), set()).add(pid)
+    out = []
+    for item in items:
+        relevant = set(item.get("expect", []))
+        if item.get("expect_text"):
+            relevant |= {pid for pid, text in texts.items() if item["expect_text"] in text}
+        missing = [pid for pid in relevant if pid not in texts]
+        if not relevant or missing:
+            raise SystemExit(f"query {item['query']!r}: expected post(s) not in the corpus {missing or item}")
+        for pid in list(relevant):
+            relevant |= by_key.get(_key(texts[pid]), set())
+        out.append((item["query"], relevant))
+    return out
+
+
+def wait_vectors(db: Path, model: str, timeout: float = 7200) -> float:
+    from tgsearch.index.vectors import vector_status
+    from tgsearch.store import Store
+
+    store = Store(db, create=False)
+    started = time.perf_counter()
+    try:
+        while time.perf_counter() - started < timeout:
+            if vector_status(store, model)["complete"]:
+                return time.perf_counter() - started
+            time.sleep(0.5)
+    finally:
+        store.close()
+    raise SystemExit(f"vectors for {model} not complete after {timeout} s")
+
+
+def build_cross(workdir: Path) -> tuple[Path, dict]:
+    """Ingest the 22k corpus + seeds with the CLI (vectors in the background process); timed."""
+    db = workdir / "cross-db"
+    marker = db / "bench-built.json"
+    if marker.exists():
+        return db, json.loads(marker.read_text())
+    if db.exists():
+        shutil.rmtree(db)
+    env = dict(os.environ, TGSEARCH_VECTORS="process")
+    cli = [sys.executable, "-m", "tgsearch.cli"] if not shutil.which("tgsearch") else [shutil.which("tgsearch")]
+    cli = [str(Path(sys.executable).parent / "tgsearch")] if (Path(sys.executable).parent / "tgsearch").exists() else cli
+    started = time.perf_counter()
+    subprocess.run(cli + ["ingest", str(NEWS), str(SEEDS), "--db", str(db), "-q"], env=env, check=False,
+                   stdout=subprocess.DEVNULL)
+    lexical_ready = time.perf_counter() - started
+    vectors_after = wait_vectors(db, "use-multilingual-v3")
+    total = time.perf_counter() - started
+    from tgsearch.store import Store
+
+    store = Store(db, create=False)
+    n = store.count()
+    store.close()
+    info = {"posts": n, "lexical_ready_s": lexical_ready, "vectors_complete_s": total,
+            "vectors_after_lexical_s": vectors_after, "end_to_end_posts_per_s": n / total,
+            "vector_fill_posts_per_s": n / vectors_after, "load_average_at_end": os.getloadavg()}
+    marker.write_text(json.dumps(info))
+    return db, info
+
+
+def part_cross(workdir: Path) -> dict:
+    from tgsearch.backend import EmbeddedBackend
+
+    if not NEWS.exists():
+        return {"skipped": f"{NEWS} not found"}
+    db, build = build_cross(workdir)
+    print(f"cross corpus: {build}", flush=True)
+    backend = EmbeddedBackend(db, create=False, vectors="off")
+    client = client_for(backend)
+    out: dict = {"build": build}
+    for name in ("en.jsonl", "paraphrase.jsonl"):
+        queries = resolve(backend.store, load_queries(name))
+        res = run_modes(client, queries, rrf=True)
+        out[name] = res
+        print(f"{name}: " + "  ".join(f"{m} R@10 {r['recall@10']:.3f}" for m, r in res.items()), flush=True)
+    # latency: every query once in hybrid mode (fresh texts: no query-vector cache hits)
+    lat_queries = [q["q"] for q in load_queries("dev.jsonl")] if (QUERIES / "dev.jsonl").exists() else []
+    lat_queries += [q + " " for q in (x["query"] for x in load_queries("en.jsonl") + load_queries("paraphrase.jsonl"))]
+    times = [api_search(client, q, "hybrid", limit=20)[1] for q in lat_queries]
+    out["hybrid_latency"] = {"queries": len(times), "p50_ms": pct(times, 50), "p95_ms": pct(times, 95),
+                             "p99_ms": pct(times, 99), "max_ms": max(times)}
+    out["rss_mb"] = rss_mb()
+    print(f"hybrid API latency: {out['hybrid_latency']}  RSS {out['rss_mb']:.0f} MB", flush=True)
+    backend.close()
+    return out
+
+
+# -- quantization ------------------------------------------------------------------------------
+def part_quant(workdir: Path) -> dict:
+    from tgsearch.index.vectors import HNSW, VectorIndex
+    from tgsearch.store import Store
+
+    db, _ = build_cross(workdir)
+    store = Store(db, create=False)
+    vi = VectorIndex(store, "use-multilingual-v3")
+    labels, vecs = [], []
+    for lab, v in vi.vstore.iter_entries(0):
+        labels.append(lab)
+        vecs.append(v)
+    labels = np.concatenate(labels)
+    mat = np.vstack(vecs)
+    owners = vi.vstore.labels_to_posts([int(x) for x in labels])
+    owner = np.array([owners[int(x)][0] for x in labels])
+    items = load_queries("en.jsonl") + load_queries("paraphrase.jsonl")
+    qs = resolve(store, items)
+    qvecs = vi.embedder.embed_queries([q for q, _ in qs])
+    rng = np.random.default_rng(0)
+    probe = mat[rng.choice(len(mat), 500, replace=False)]
+    allq = np.vstack([qvecs, probe])
+
+    def exact_top(q: np.ndarray, k: int = 10) -> list[int]:
+        sims = mat @ q
+        return [int(labels[i]) for i in np.argsort(-sims)[:k]]
+
+    truth = [exact_top(q) for q in allq]
+    out = {"vectors": int(len(mat)), "queries": int(len(allq))}
+    for quant in ("i8", "f16", "f32"):
+        g = HNSW(vi.dir / f"bench-{quant}", vi.vstore, quant)
+        g.dir.mkdir(exist_ok=True)
+        started = time.perf_counter()
+        g.sync(save=True)
+        build_s = time.perf_counter() - started
+        overlap, hits, times = [], 0, []
+        for i, q in enumerate(allq):
+            t0 = time.perf_counter()
+            keys, _ = g.search(q, 10)
+            times.append((time.perf_counter() - t0) * 1000)
+            overlap.append(len(set(int(k) for k in keys) & set(truth[i])) / 10)
+        for i, (_, relevant) in enumerate(qs):
+            keys, _ = g.search(qvecs[i], 40)
+            posts = list(dict.fromkeys(owner[np.searchsorted(labels, keys)]))[:10]
+            hits += any(p in relevant for p in posts)
+        out[quant] = {"top10_overlap_with_exact": float(np.mean(overlap)), "recall@10_query_sets": hits / len(qs),
+                      "build_s": build_s, "file_mb": g.path.stat().st_size / 2**20, "search_p50_ms": pct(times, 50)}
+        shutil.rmtree(g.dir)
+        print(f"quant {quant}: {out[quant]}", flush=True)
+    exact_hits = 0
+    for i, (_, relevant) in enumerate(qs):
+        sims = mat @ qvecs[i]
+        posts = list(dict.fromkeys(owner[np.argsort(-sims)[:40]]))[:10]
+        exact_hits += any(p in relevant for p in posts)
+    out["exact"] = {"recall@10_query_sets": exact_hits / len(qs)}
+    vi.close()
+    store.close()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.semantic")
+    parser.add_argument("--part", default="xquad,cross,quant")
+    parser.add_argument("--models", default=",".join(DEFAULT_MODELS))
+    parser.add_argument("--workdir", default=None)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args(argv)
+    parts = [p.strip() for p in args.part.split(",") if p.strip()]
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    tmp = None
+    if args.workdir:
+        workdir = Path(args.workdir)
+        workdir.mkdir(parents=True, exist_ok=True)
+    else:
+        tmp = tempfile.TemporaryDirectory(prefix="tgsearch-semantic-")
+        workdir = Path(tmp.name)
+    results: dict = {"machine": {"cpus": os.cpu_count(), "load_average_at_start": os.getloadavg()}}
+    try:
+        if "xquad" in parts:
+            results["xquad"] = part_xquad(models, workdir)
+        if "cross" in parts:
+            results["cross"] = part_cross(workdir)
+        if "quant" in parts:
+            results["quant"] = part_quant(workdir)
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+    results["machine"]["load_average_at_end"] = os.getloadavg()
+    text = json.dumps(results, ensure_ascii=False, indent=1, default=float)
+    if args.json:
+        Path(args.json).write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
