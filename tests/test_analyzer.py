@@ -359,3 +359,26 @@ def test_whole_corpus_chunk_path_agrees_with_tokens(shared):
             assert [t.norm for t in toks] == exact, text[:200]
             assert [an.lemma(t.norm) if t.kind == "word" else t.norm for t in toks] == index, text[:200]
             assert all(text[t.start:t.end] == t.text for t in toks)
+
+
+def test_random_hostile_text_keeps_the_invariants():
+    """Offsets map back, the fast chunk path agrees with tokens(), no empty or spaced terms."""
+    import random
+
+    rng = random.Random(20261124)
+    pieces = list("абвгдеёжзийклмнопрстуфхцчшщъыьэюяАБВЁЖ әғқңөұүһі abcxyzABC 0123456789") + [
+        "-", "‐", "‑", "'", "’", "ʼ", ".", ",", ":", "!", "(", ")", "«", "»", "#", "@", "_", "/",
+        "$", "%", "\u00ad", "\u200b", "\u200d", "\ufe0f", "\u20e3", "\u0301", "\u0308", "\n", "\t",
+        "Ａ", "ﬁ", "№", "²", "½", "™", "👍🏻", "🇰🇿", "https://", "www.", ".kz", ".ru/", "- Ж",
+        "1 000", "Ust'-", "  ",
+    ]
+    an = Analyzer()
+    for _ in range(4000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 30)))
+        toks = an.tokens(text)
+        assert all(text[t.start:t.end] == t.text for t in toks), text
+        index, exact = an.terms(text)
+        assert [t.norm for t in toks] == exact, text
+        assert len(index) == len(exact), text
+        assert all(term and not any(c.isspace() for c in term) for term in index + exact), text
+        an.query_lemmas(text)

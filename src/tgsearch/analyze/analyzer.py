@@ -46,7 +46,8 @@ MAX_CACHED_SURFACES = 1_000_000
 _SPANS_SPACE = re.compile(rf"\x20(?<=\d\x20)\d{{3}}|\x20(?<=[^\W\d_]-\x20)[{UPPER}]").search
 # Punctuation that is never part of a token next to a letter (not #, @, _ — hashtags, mentions).
 _EDGE_PUNCT = ".,:;!?()[]{}<>«»\"'„“”‘’…—–-*/\\|"
-_PLAIN_WORD = re.compile(r"[^\W\d_]+").fullmatch
+_URL_HEADS = frozenset({"http", "https", "www"})  # "www.’": the regex reads a URL there
+_PLAIN_WORD = re.compile(r"[^\W\d_\u02bc]+").fullmatch  # ʼ (U+02BC) is a letter to \w
 _KAZAKH_TO_RUSSIAN = str.maketrans("әғқңөұүһі", "агкноуухи")
 _HAS_LATIN = frozenset("abcdefghijklmnopqrstuvwxyzäöüūıçşğñčšžŝëèéėâûʹ′ʺ″")
 
@@ -118,7 +119,7 @@ class Analyzer:
 
     def _fill_chunk(self, chunk: str) -> tuple[str, str]:
         core = chunk.strip(_EDGE_PUNCT)
-        if core and _PLAIN_WORD(core):  # one word, maybe in punctuation: "(Токаева),"
+        if core and _PLAIN_WORD(core) and core.lower() not in _URL_HEADS:  # "(Токаева),"
             norm = fold(core)
             value = (norm, self.lemmatizer.lemma(norm))
         else:
@@ -208,14 +209,12 @@ class Analyzer:
         transliterations: Latin → lemmas of Cyrillic candidates, Cyrillic → Latin spellings.
         Non-words (numbers, codes, URLs, hashtags, mentions) match only their normal form.
         """
+        # Several words ("Касым Жомарт"): the first one only; callers split phrases themselves.
         surfaces = find_surfaces(prepare(word.strip()))
-        if not surfaces:
+        pieces = [piece for surface in surfaces for piece in split(surface)]
+        if not pieces:
             return []
-        if len(surfaces) > 1:
-            # "Касым Жомарт" or "ust'kamenogorsk"-like input: analyse it as one hyphenless word
-            # is wrong, so use the first token only; callers split phrases themselves.
-            surfaces = surfaces[:1]
-        kind, norm, _a, _b = split(surfaces[0])[0]
+        kind, norm, _a, _b = pieces[0]
         if kind != WORD:
             return [norm]
         lem = self.lemmatizer

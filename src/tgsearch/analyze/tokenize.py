@@ -89,11 +89,12 @@ def _piece(seg: str, start: int, end: int) -> tuple[str, str, int, int] | None:
     kind = _seg_kind(seg)
     if kind == NUMBER:
         return (NUMBER, _number_norm(seg), start, end)
-    norm = fold(seg).rstrip("'")
+    # U+02BC is a letter to the regex; at an edge it is a quote, not part of the word
+    norm = fold(seg).strip("'")
     if "_" in norm:  # "__курсив__" markdown left in plain text
         norm = norm.strip("_")
-        if not norm:
-            return None
+    if not norm:
+        return None
     return (kind, norm, start, end)
 
 
