@@ -35,7 +35,7 @@ from tgsearch.analyze.normalize import fold, normalize, prepare, prepare_with_of
 from tgsearch.analyze.tokenize import UPPER, WORD, find_surfaces, iter_surfaces, split
 from tgsearch.analyze.translit import to_cyrillic, to_latin
 
-VERSION = "3"
+VERSION = "4"
 MAX_QUERY_LEMMAS = 12
 _MIN_TRANSLIT_LEN = 3
 # Surfaces + chunks cached before the caches are dropped and rebuilt (bounds memory).
