@@ -138,6 +138,7 @@ def build(corpus: Path, db: Path) -> dict:
     t0 = time.perf_counter()
     ingest(store, list(walk([str(corpus)])))
     ingest_s = time.perf_counter() - t0
+    print(f"  [ingest (store only) {store.count()} posts: {ingest_s:.1f} s]", file=sys.stderr, flush=True)
     return {"posts": store.count(), "ingest_s": ingest_s, **index_store(store, default_analyzer())}
 
 
@@ -155,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="bench.search_speed")
     ap.add_argument("--corpus", type=Path, default=CORPUS, help="folder to ingest (default: the 22k corpus)")
     ap.add_argument("--db", type=Path, default=None, help="an already ingested data folder (index is rebuilt)")
+    ap.add_argument("--keep", type=Path, default=None, help="ingest --corpus into this folder (kept) instead of a temporary one")
     ap.add_argument("--queries", type=int, default=300)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(sys.argv[1:] if argv is None else argv)
@@ -171,9 +173,11 @@ def main(argv: list[str] | None = None) -> int:
             if not args.corpus.is_dir():
                 print(f"search speed: skipped, {args.corpus} not found")
                 return 0
-            db = Path(tmp) / "db"
+            db = args.keep or Path(tmp) / "db"
             result = build(args.corpus, db)
             store = Store(db, create=False)
+        print(f"  [{result['posts']} posts: index build {result['index_s']:.1f} s = "
+              f"{result['index_posts_per_s']:,.0f} posts/s]", file=sys.stderr, flush=True)
         queries = make_queries(store, args.queries)
         store.close()
         result.update(measure_http(db, queries))
