@@ -154,7 +154,7 @@ def hits(page) -> list[dict]:
         retrievers: (li.dataset.retrievers || "").split(" ").filter(Boolean),
         channel: li.querySelector('.channel').textContent.trim(),
         date: (li.querySelector('time') || {}).getAttribute ? li.querySelector('time').getAttribute('datetime') : null,
-        marks: Array.from(li.querySelectorAll('.snippet mark')).map(m => m.textContent)
+        marks: Array.from(li.querySelectorAll('.hit-title mark, .snippet mark')).map(m => m.textContent)
     }))""")
 
 

@@ -226,12 +226,12 @@ def safe_snippet(snippet: str) -> Markup:
     return Markup("".join(out))
 
 
-def drop_lead(snippet: Markup, title: str) -> Markup:
+def drop_lead(snippet: Markup, title: str, keep_marks: bool = True) -> Markup:
     """A snippet that starts with the post's title (shown just above it) without that repeat.
 
     Works on the safe snippet's visible text, keeping the <mark> tags balanced; returns the
-    snippet unchanged when it does not start with the title, nothing would be left, or every
-    highlighted match would go with the cut."""
+    snippet unchanged when it does not start with the title, nothing would be left, or (with
+    `keep_marks`, for a title shown without marks) every highlighted match would go with the cut."""
     title = " ".join((title or "").split())
     if not title:
         return snippet
@@ -263,8 +263,8 @@ def drop_lead(snippet: Markup, title: str) -> Markup:
     cleaned = re.sub(r"^((?:</?mark>)*)[\s.,:;—–-]+", r"\1", cleaned)
     if not _MARK_SPLIT.sub("", cleaned).strip():
         return snippet
-    if "<mark>" in str(snippet) and "<mark>" not in cleaned:
-        return snippet      # the matches were all in the title: keep them visible
+    if keep_marks and "<mark>" in str(snippet) and "<mark>" not in cleaned:
+        return snippet      # the matches were all in the (unmarked) title: keep them visible
     return Markup(cleaned)
 
 
@@ -533,7 +533,7 @@ class WebUI:
             out.append({
                 "id": item_id,
                 "title": get("title", "") or "",
-                "text": excerpt(get("text", "") or "", 200),
+                "text": excerpt(body_without_title(get("text", "") or "", get("title", "") or ""), 200),
                 "channel": get("channel", "") or "",
                 "channel_title": get("channel_title", "") or get("channel", "") or "",
                 "date": get("date"),
