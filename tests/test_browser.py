@@ -22,7 +22,7 @@ import urllib.error
 import urllib.request
 from datetime import date
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
@@ -102,9 +102,12 @@ class Server:
 def data_dir(tmp_path_factory):
     seeds = shared_path("seeds")
     db = tmp_path_factory.mktemp("browserdb")
-    backend = EmbeddedBackend(db)
+    # vectors="sync": every post has its vector before the server starts, so hybrid search and
+    # similar posts are complete and stable while the tests run (no background filler).
+    backend = EmbeddedBackend(db, vectors="sync")
     report = backend.ingest([seeds, HOSTILE])
     assert report.to_dict()["posts"] > 9, report.to_dict()
+    assert backend.stats()["vectors"]["complete"], backend.stats()["vectors"]
     backend.close()
     return db
 
@@ -294,6 +297,14 @@ def test_open_a_post_and_come_back(server, page):
     if post["title"]:
         assert page.inner_text("article.post h1") == post["title"]
     assert page.locator("dl.fields").is_visible()
+    # Similar posts come from the vector index, through the real backend.
+    similar = page.locator("section.similar li.hit a.hit-title")
+    assert similar.count() > 0
+    api_similar = server.api("/api/posts/" + post_id + "/similar")
+    expected = [h["id"] for h in api_similar["hits"] if h["id"] != post_id]
+    shown = [unquote(urlsplit(href).path.split("/posts/", 1)[1]) for href in
+             similar.evaluate_all("els => els.map(a => a.getAttribute('href'))")]
+    assert shown and shown == expected[:len(shown)]
     shoot(page, "post-desktop-1280.png")
     # The browser's back button returns to the results…
     page.go_back()

@@ -40,7 +40,9 @@ def make_app(backend, token: str | None = None):
 
 @pytest.fixture(scope="module")
 def backend(tmp_path_factory):
-    b = EmbeddedBackend(tmp_path_factory.mktemp("webdb"))
+    # No vectors here: these tests check the UI over the lexical engine, deterministically
+    # (the browser tests run with a complete vector index).
+    b = EmbeddedBackend(tmp_path_factory.mktemp("webdb"), vectors="off")
     report = b.ingest([FIXTURE])
     assert report.to_dict()["posts"] == 9, report.to_dict()
     yield b
@@ -418,7 +420,7 @@ def test_pagination(tmp_path):
              for i in range(1, 46)]
     src = tmp_path / "many.jsonl"
     src.write_text("\n".join(lines), encoding="utf-8")
-    b = EmbeddedBackend(tmp_path / "db")
+    b = EmbeddedBackend(tmp_path / "db", vectors="off")
     b.ingest([src])
     try:
         with TestClient(make_app(b)) as c:
