@@ -13,7 +13,6 @@ import csv
 import io
 import json
 import os
-import re
 import socket
 import subprocess
 import sys
