@@ -11,7 +11,8 @@
 - ``/static/*``         our CSS and JavaScript (no CDN, nothing external)
 
 All post content is escaped by Jinja2's autoescape. The only markup taken from the engine is the
-snippet's ``<mark>`` tags, and `safe_snippet` re-escapes everything else in it.
+snippet's ``<mark>`` tags, and `safe_snippet` re-escapes everything else in it; `mark_title` and
+`linkify` build their markup from escaped text. Only http(s) URLs become links (`safe_url`).
 """
 
 from __future__ import annotations
