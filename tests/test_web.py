@@ -508,3 +508,14 @@ def test_title_gets_the_snippet_marks_and_stays_escaped():
         "&lt;b&gt;<mark>Казахстан</mark>&lt;/b&gt; и <mark>Казахстане</mark>: итоги"
     assert str(mark_title("Без совпадений", snippet)) == "Без совпадений"
     assert str(mark_title("<i>x</i>", safe_snippet("нет меток"))) == "&lt;i&gt;x&lt;/i&gt;"
+
+
+def test_linkify_links_only_http_urls_and_escapes_the_rest():
+    from tgsearch.web.routes import linkify
+
+    out = str(linkify('См. https://example.org/a?b=1&c="><script>alert(1)</script>, и javascript:alert(2) тоже.'))
+    assert '<a href="https://example.org/a?b=1&amp;c=" rel="noopener noreferrer nofollow">' in out
+    assert "<script" not in out and "&lt;script&gt;" in out
+    assert out.count("<a ") == 1 and "javascript:alert(2)" in out
+    assert str(linkify("конец фразы https://t.me/x/1.")) == \
+        'конец фразы <a href="https://t.me/x/1" rel="noopener noreferrer nofollow">https://t.me/x/1</a>.'
