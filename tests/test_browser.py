@@ -466,10 +466,3 @@ def test_token_flow_in_the_browser(token_server, browser):
         assert watch.dialogs == []
     finally:
         context.close()
-
-
-def test_serve_refuses_a_public_address_without_a_token(data_dir):
-    env = {k: v for k, v in os.environ.items() if k != "TGSEARCH_TOKEN"}
-    r = subprocess.run([sys.executable, "-m", "tgsearch.cli", "serve", "--db", str(data_dir), "--host", "0.0.0.0",
-                        "--port", str(free_port())], capture_output=True, text=True, timeout=60, env=env)
-    assert r.returncode != 0 and "token" in (r.stderr + r.stdout).lower()

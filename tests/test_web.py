@@ -7,6 +7,9 @@ tests/fixtures/web/posts.jsonl; one of them carries script/onerror payloads ever
 from __future__ import annotations
 
 import csv
+import os
+import subprocess
+import sys
 import io
 import json
 import re
@@ -519,3 +522,10 @@ def test_linkify_links_only_http_urls_and_escapes_the_rest():
     assert out.count("<a ") == 1 and "javascript:alert(2)" in out
     assert str(linkify("конец фразы https://t.me/x/1.")) == \
         'конец фразы <a href="https://t.me/x/1" rel="noopener noreferrer nofollow">https://t.me/x/1</a>.'
+
+
+def test_serve_refuses_a_public_address_without_a_token(backend):
+    env = {k: v for k, v in os.environ.items() if k != "TGSEARCH_TOKEN"}
+    r = subprocess.run([sys.executable, "-m", "tgsearch.cli", "serve", "--db", str(backend.root), "--host", "0.0.0.0",
+                        "--port", "0"], capture_output=True, text=True, timeout=60, env=env)
+    assert r.returncode != 0 and "token" in (r.stderr + r.stdout).lower()
