@@ -219,11 +219,27 @@ def build_cross(workdir: Path) -> tuple[Path, dict]:
     store = Store(db, create=False)
     n = store.count()
     store.close()
-    info = {"posts": n, "lexical_ready_s": lexical_ready, "vectors_complete_s": total,
+    filler = {}
+    log = db / "index" / "vectors" / "use-multilingual-v3" / "fill.log"
+    for line in log.read_text().splitlines() if log.exists() else []:
+        if line.startswith("{"):
+            filler = json.loads(line)   # the filler's own summary: wall, CPU seconds, posts/CPU-s
+    info = {"posts": n, "lexical_ready_s": lexical_ready, "vectors_complete_s": total, "filler": filler,
             "vectors_after_lexical_s": vectors_after, "end_to_end_posts_per_s": n / total,
             "vector_fill_posts_per_s": n / vectors_after, "load_average_at_end": os.getloadavg()}
     marker.write_text(json.dumps(info))
     return db, info
+
+
+def _fresh_lexical(backend) -> None:
+    """A kept work folder may hold a lexical index from an older analyzer: rebuild it then."""
+    from tgsearch.errors import IndexMismatchError
+    from tgsearch.search.types import SearchRequest
+
+    try:
+        backend.search(SearchRequest(q="проверка", mode="lexical", limit=1))
+    except IndexMismatchError:
+        backend.reindex()
 
 
 def part_cross(workdir: Path) -> dict:
@@ -234,6 +250,7 @@ def part_cross(workdir: Path) -> dict:
     db, build = build_cross(workdir)
     print(f"cross corpus: {build}", flush=True)
     backend = EmbeddedBackend(db, create=False, vectors="off")
+    _fresh_lexical(backend)
     client = client_for(backend)
     out: dict = {"build": build}
     for name in ("en.jsonl", "paraphrase.jsonl"):

@@ -211,7 +211,17 @@ def attach(engine, service) -> SemanticRetriever | None:
     retriever = SemanticRetriever(engine.store, service.index, resolve=engine.resolve)
     engine.add_retriever(retriever)
     service.catch_up()
+    threading.Thread(target=_warm, args=(retriever,), name="tgsearch-semantic-warmup", daemon=True).start()
     return retriever
+
+
+def _warm(retriever: SemanticRetriever) -> None:
+    """Load the model and the graph before the first query needs them (errors surface on use)."""
+    try:
+        retriever.vectors.refresh()
+        retriever.vectors.embed_query("прогрев")
+    except Exception:  # noqa: BLE001 - the first real query reports the problem
+        pass
 
 
 def similar(engine, post_id: str, limit: int = 10):
