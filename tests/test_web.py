@@ -368,6 +368,8 @@ def test_query_error_is_shown_with_its_position(client):
     r = client.get("/", params={"q": 'Токаев "визит'})
     assert r.status_code == 400
     assert "unbalanced quote" in r.text and "position" in r.text
+    # The query is shown with the offending character marked.
+    assert '<code class="query-at">Токаев <mark class="err">&#34;</mark>визит</code>' in r.text
     assert 'value="Токаев &#34;визит"' in r.text or 'value="Токаев &quot;визит"' in r.text
 
 
