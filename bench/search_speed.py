@@ -143,8 +143,11 @@ def build(corpus: Path, db: Path) -> dict:
 
 
 def index_store(store, analyzer) -> dict:
+    import shutil
+
     from tgsearch.index.lexical import LexicalIndex
 
+    shutil.rmtree(Path(store.root) / "index" / "lexical", ignore_errors=True)   # as `tgsearch reindex`
     index = LexicalIndex(store.root, analyzer)
     t0 = time.perf_counter()
     n = index.rebuild(store)
