@@ -202,3 +202,18 @@ def test_seeds_corpus_names_and_forms(tmp_path):
     top = search(b, "внешняя политика Казахстана").hits[0]
     assert re.search(r"внешн\w* политик", top.title + top.text, re.I)
     b.close()
+
+
+def test_punctuation_only_query_finds_nothing_and_date_sort_has_no_score(backend):
+    assert search(backend, "!!! ...").total == 0
+    assert all(h.score == 0.0 for h in search(backend, "нефть", sort="date").hits)
+
+
+def test_query_language_doc_is_packaged_unchanged():
+    from pathlib import Path
+
+    import tgsearch.search
+
+    repo = Path(__file__).resolve().parent.parent
+    packaged = Path(tgsearch.search.__file__).parent / "query_language.md"
+    assert packaged.read_text(encoding="utf-8") == (repo / "docs" / "query-language.md").read_text(encoding="utf-8")

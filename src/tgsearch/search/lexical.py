@@ -103,6 +103,8 @@ class Compiler:
         self.text = query.text
         clauses: list[tuple] = []
         root = self.node(query.root) if query.root is not None else None
+        if root is None and query.root is not None:
+            root = tantivy.Query.empty_query()   # only punctuation was typed: nothing to find
         clauses.append((Occur.Must, root if root is not None else self.all_posts()))
         for q in self.filter_queries(filters or Filters()):
             clauses.append((Occur.Must, q))
@@ -284,5 +286,6 @@ class LexicalRetriever:
         result = searcher.search(compiled, max(limit, 1), count=True, offset=offset, **kwargs)
         hits = result.hits[:limit] if limit > 0 else []
         ids = [searcher.doc(addr).to_dict()["id"][0] for _, addr in hits]
-        # Sorted by date, the "score" is the timestamp: None for a post without a date.
-        return Candidates(self.name, ids, [float(s) if s is not None else 0.0 for s, _ in hits], result.count)
+        # Sorted by date there is no relevance score to report (the sort key is the date).
+        scores = [0.0] * len(hits) if kwargs else [float(s) for s, _ in hits]
+        return Candidates(self.name, ids, scores, result.count)
