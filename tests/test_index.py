@@ -180,3 +180,21 @@ def test_a_busy_index_is_still_readable(tmp_path):
     del writer
     other.after_write()
     assert other.index.count() == len(POSTS) + 2
+
+
+@pytest.mark.slow
+def test_22k_corpus_indexes_completely_and_finds_forms(tmp_path):
+    from conftest import shared_path
+    from tgsearch.backend import EmbeddedBackend
+    from tgsearch.sources import walk
+
+    corpus = shared_path("data", "tg-news-posts-ru", "raw")
+    backend = EmbeddedBackend(tmp_path / "db")
+    backend.ingest(list(walk([str(corpus)])))
+    report = backend.check()
+    assert report["ok"] and report["indexed_posts"] == report["store_posts"] == 22099
+    result = backend.search(SearchRequest(q="Путину", mode="lexical", limit=5, facets=True))
+    assert result.total > 100
+    assert all("<mark>" in h.snippet for h in result.hits)
+    assert sum(f["count"] for f in result.facets["channel"]) == result.total
+    backend.close()
