@@ -16,8 +16,7 @@ MODULES = [
     "bench.dev_queries",
     "bench.search_speed",
     "bench.web_speed",
-    "bench.semantic_quality",
-    "bench.semantic_speed",
+    "bench.semantic",
     "bench.semantic",
 ]
 
