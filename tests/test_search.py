@@ -217,3 +217,8 @@ def test_query_language_doc_is_packaged_unchanged():
     repo = Path(__file__).resolve().parent.parent
     packaged = Path(tgsearch.search.__file__).parent / "query_language.md"
     assert packaged.read_text(encoding="utf-8") == (repo / "docs" / "query-language.md").read_text(encoding="utf-8")
+
+
+def test_unknown_timeline_interval_is_an_error(backend):
+    with pytest.raises(QueryError):
+        search(backend, "нефть", facets=True, interval="year")

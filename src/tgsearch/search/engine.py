@@ -28,6 +28,7 @@ from .types import MODES, SORTS, Hit, SearchRequest, SearchResult
 MAX_LIMIT = 200
 FUSION_DEPTH = 100
 FACET_SIZE = 50
+INTERVALS = ("auto", "day", "week", "month")
 
 
 def rrf(lists: list[Candidates], k: int = 60) -> list[tuple[str, float, list[str]]]:
@@ -101,6 +102,8 @@ class Engine:
             raise QueryError(f"sort must be one of {', '.join(SORTS)}, not {req.sort!r}", req.q)
         if req.mode not in MODES:
             raise QueryError(f"mode must be one of {', '.join(MODES)}, not {req.mode!r}", req.q)
+        if req.interval not in INTERVALS:
+            raise QueryError(f"interval must be one of {', '.join(INTERVALS)}, not {req.interval!r}", req.q)
         limit = max(0, min(int(req.limit), MAX_LIMIT))
         offset = max(0, int(req.offset))
         query = parse(req.q)
