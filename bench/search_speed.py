@@ -149,10 +149,12 @@ def index_store(store, analyzer) -> dict:
 
     shutil.rmtree(Path(store.root) / "index" / "lexical", ignore_errors=True)   # as `tgsearch reindex`
     index = LexicalIndex(store.root, analyzer)
-    t0 = time.perf_counter()
+    c0, t0 = os.times(), time.perf_counter()
     n = index.rebuild(store)
-    took = time.perf_counter() - t0
-    return {"indexed": n, "index_s": took, "index_posts_per_s": n / took}
+    took, c1 = time.perf_counter() - t0, os.times()
+    return {"indexed": n, "index_s": took, "index_posts_per_s": n / took,
+            "index_cpu_main_s": c1.user + c1.system - c0.user - c0.system,
+            "index_cpu_workers_s": c1.children_user + c1.children_system - c0.children_user - c0.children_system}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -191,7 +193,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"search speed: {result['posts']} posts")
         if "ingest_s" in result:
             print(f"  ingest (store only)   {result['ingest_s']:.1f} s")
-        print(f"  lexical index build   {result['index_s']:.1f} s = {result['index_posts_per_s']:,.0f} posts/s")
+        print(f"  lexical index build   {result['index_s']:.1f} s = {result['index_posts_per_s']:,.0f} posts/s  "
+              f"(CPU: main {result['index_cpu_main_s']:.1f} s, analysis workers {result['index_cpu_workers_s']:.1f} s)")
         print(f"  HTTP /api/search x{result['queries']}: p50 {result['p50_ms']:.1f} ms  p95 {result['p95_ms']:.1f} ms  "
               f"p99 {result['p99_ms']:.1f} ms  max {result['max_ms']:.1f} ms  (mean total {result['mean_total_hits']:.0f})")
         print(f"  server RSS            {result['server_rss_mb']:.0f} MB")
