@@ -109,8 +109,9 @@ _COLUMNS = "id, channel, title, text, publication, kind, date, links"
 def _analyze_range(db_path: str, lo: int, hi: int) -> list[Analyzed]:
     """Analyze the posts with lo < version <= hi, reading them straight from SQLite."""
     global _worker_conn
-    if _worker_conn is None or _worker_conn[0] != db_path:
-        _worker_conn = (db_path, sqlite3.connect(db_path, timeout=30))
+    key = (os.getpid(), db_path)   # never reuse a connection inherited across fork
+    if _worker_conn is None or _worker_conn[0] != key:
+        _worker_conn = (key, sqlite3.connect(db_path, timeout=30))
     rows = _worker_conn[1].execute(
         f"SELECT {_COLUMNS} FROM posts WHERE version > ? AND version <= ? ORDER BY version", (lo, hi)).fetchall()
     return [_analyze(_worker_analyzer, *row) for row in rows]
