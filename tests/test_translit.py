@@ -81,3 +81,12 @@ def test_cyrillic_to_latin(cyrillic, latin):
 def test_round_trip(word):
     for latin in to_latin(word):
         assert word in to_cyrillic(latin), latin
+
+
+def test_english_readings_of_common_names():
+    from tgsearch.analyze.translit import to_cyrillic
+
+    assert "трамп" in to_cyrillic("trump")
+    assert "байден" in to_cyrillic("biden")
+    assert "навальный" in to_cyrillic("navalny")
+    assert to_cyrillic("tokayev")[0] == "токаев"

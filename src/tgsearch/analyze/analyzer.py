@@ -36,7 +36,7 @@ from tgsearch.analyze.tokenize import UPPER, WORD, find_surfaces, iter_surfaces,
 from tgsearch.analyze.translit import to_cyrillic, to_latin
 
 VERSION = "4"
-MAX_QUERY_LEMMAS = 12
+MAX_QUERY_LEMMAS = 16  # Latin words over-generate; the index keeps the ones it holds
 _MIN_TRANSLIT_LEN = 3
 # Surfaces + chunks cached before the caches are dropped and rebuilt (bounds memory).
 MAX_CACHED_SURFACES = 1_000_000

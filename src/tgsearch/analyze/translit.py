@@ -42,6 +42,8 @@ _UNITS: list[tuple[str, list[tuple[str, float]]]] = [
     ("šč", [("щ", 0)]),
     ("ss", [("сс", 0), ("с", 0.5)]),  # Kassym → Касым
     ("iu", [("ию", 0), ("ю", 1)]),
+    ("ee", [("ее", 0), ("и", 0.5)]),  # Greenpeace → Гринпис
+    ("oo", [("у", 0.5), ("оо", 0.6)]),  # Hollywood → Голливуд
     ("ia", [("ия", 0), ("я", 1)]),
 ]
 
@@ -96,7 +98,7 @@ def _contextual(word: str, i: int) -> list[tuple[int, str, float]]:
         elif after_vowel:
             out += [(1, "й", extra), (1, "ы", 1.5 + extra)]
         elif nxt == "" or nxt == "-":
-            out += [(1, "ы", 0), (1, "ий", 1), (1, "и", 1), (1, "й", 2)]
+            out += [(1, "ы", 0), (1, "ый", 0.5), (1, "ий", 1), (1, "и", 1), (1, "й", 2)]
         else:
             out += [(1, "ы", extra), (1, "и", 1 + extra), (1, "й", 2 + extra)]
         return out
@@ -107,7 +109,11 @@ def _contextual(word: str, i: int) -> list[tuple[int, str, float]]:
     if ch == "i":
         if after_vowel and nxt not in _VOWELS:
             return [(1, "й", 0), (1, "и", 1)]
-        return [(1, "и", 0), (1, "ы", 1.5)]
+        opts = [(1, "и", 0), (1, "ы", 1.5)]
+        after_next = word[i + 2: i + 3]
+        if nxt and nxt not in _VOWELS and after_next == "e":  # English "magic e": Biden → Байден
+            opts.append((1, "ай", 1.2))
+        return opts
     return out
 
 
@@ -123,7 +129,14 @@ def _options(word: str, i: int) -> list[tuple[int, str, float]]:
         if word.startswith(latin, i):
             return [(len(latin), cyr, cost) for cyr, cost in alts]
     if ch in _SINGLE:
-        return [(1, cyr, cost) for cyr, cost in _SINGLE[ch]]
+        opts = [(1, cyr, cost) for cyr, cost in _SINGLE[ch]]
+        nxt = word[i + 1: i + 2]
+        prev = word[i - 1: i] if i else ""
+        if ch == "u" and prev and prev not in _VOWELS and nxt and nxt not in _VOWELS:
+            opts.append((1, "а", 1.2))  # English reading: Trump → Трамп
+        elif ch == "l" and nxt and nxt not in _VOWELS and nxt != "-":
+            opts.append((1, "ль", 0.8))  # Navalny → Навальный
+        return opts
     return [(1, ch, 0)]  # digits and anything unknown pass through
 
 
