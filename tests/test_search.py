@@ -222,3 +222,21 @@ def test_query_language_doc_is_packaged_unchanged():
 def test_unknown_timeline_interval_is_an_error(backend):
     with pytest.raises(QueryError):
         search(backend, "нефть", facets=True, interval="year")
+
+
+def test_a_word_also_finds_its_hashtag(tmp_path):
+    import json
+
+    from tgsearch.backend import open_backend
+
+    src = tmp_path / "tags.jsonl"
+    src.write_text("\n".join(json.dumps(p, ensure_ascii=False) for p in [
+        {"id": 1, "channel": "tags", "text": "Сводка за неделю #Казахстан #экономика"},
+        {"id": 2, "channel": "tags", "text": "Погода в Москве"},
+    ]) + "\n", encoding="utf-8")
+    b = open_backend(tmp_path / "db")
+    b.ingest([src])
+    res = b.search(SearchRequest(q="Казахстане", mode="lexical"))
+    assert [h.id for h in res.hits] == ["tags/1"]
+    assert "<mark>#Казахстан</mark>" in res.hits[0].snippet
+    b.close()

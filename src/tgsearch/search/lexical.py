@@ -212,6 +212,10 @@ class Compiler:
             return self.term("exact", norm)
         candidates = list(dict.fromkeys(self.analyzer.query_lemmas(w.text) or [self.analyzer.lemma(norm)]))
         lemmas = [lem for lem in candidates if self.df("body", lem) > 0] or candidates[:1]
+        # A word also finds its hashtag (Казахстан → #Казахстан, #казахстан).
+        tags = [tag for tag in dict.fromkeys(("#" + norm, "#" + lemmas[0])) if self.df("body", tag) > 0]
+        self.highlight.norms.update(tags)
+        lemmas += tags
         self.highlight.lemmas.update(lemmas)
         self.highlight.norms.add(norm)
         parts = [self.any_of([self.term("body", lem) for lem in lemmas])]
