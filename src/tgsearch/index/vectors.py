@@ -8,8 +8,10 @@ Layout, one folder per embedding model: ``<db>/index/vectors/<model>/``
   store ``version`` embedded). A batch of posts and the new high-water mark are committed in one
   transaction, so a filler killed at any point resumes exactly where the last commit left it:
   no post is missing and none is embedded twice.
-- ``hnsw.usearch`` + ``hnsw.json`` -- a usearch HNSW graph over those vectors, quantized (``i8`` by
-  default, see docs/benchmarks.md), a cache rebuilt or topped up from ``vectors.sqlite`` on open.
+- ``hnsw-<quant>.usearch`` + ``.json`` -- a usearch index over those vectors (``f16`` by default,
+  ``TGSEARCH_VECTOR_QUANT=i8|f16|f32``; see docs/benchmarks.md), a cache rebuilt or topped up from
+  ``vectors.sqlite`` on open. Up to ``EXACT_BELOW`` vectors it is searched exhaustively (exact and
+  deterministic, a few ms); above that through its HNSW graph.
 
 Filling is incremental (``Store.iter_since(high_water_mark)``) and can run in the background --
 in a thread (`VectorFiller`) or a detached process (``python -m tgsearch.index.vectors fill``)
@@ -47,7 +49,8 @@ SCHEMA = 1
 SHORT_CHARS = 1000
 PASSAGE_CHARS = 600
 MAX_PASSAGES = 4
-DEFAULT_QUANT = "i8"
+DEFAULT_QUANT = "f16"      # i8 halves the graph but lost 5-7% top-10 overlap with exact search (docs/benchmarks.md)
+EXACT_BELOW = 50_000        # up to this many vectors, search exhaustively (~1.5 ms at 24k): no graph misses
 QUANTS = ("f32", "f16", "i8")
 ACTIVE_META_KEY = "vectors_model"
 
@@ -581,13 +584,15 @@ class HNSW:
                                         "quant": self.quant, "max_label": self.max_label}))
         os.replace(info_tmp, self.info_path)
 
-    def search(self, query: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
-        """(labels, cosine similarities) of the nearest passages."""
+    def search(self, query: np.ndarray, count: int, exact: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(labels, cosine similarities) of the nearest passages (exhaustive up to EXACT_BELOW vectors)."""
         with self._lock:
             if self.index is None or len(self.index) == 0:
                 return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.float32)
             count = min(count, len(self.index))
-            matches = self.index.search(query.astype(np.float32), count)
+            if exact is None:
+                exact = len(self.index) <= EXACT_BELOW
+            matches = self.index.search(query.astype(np.float32), count, exact=exact)
             return np.asarray(matches.keys, dtype=np.uint64), 1.0 - np.asarray(matches.distances, dtype=np.float32)
 
 
@@ -810,8 +815,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"embedded {done} posts (store version {hwm}, {rate:.0f} posts/s)", flush=True)
 
     n = fill(store, args.model, batch=args.batch, on_batch=report, workers=args.workers)
-    if not args.quiet:
-        print(f"done: {n} posts in {time.perf_counter() - started:.1f}s", flush=True)
+    import resource
+
+    wall = time.perf_counter() - started
+    usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    cpu = sum(u.ru_utime + u.ru_stime for u in usage)
+    # one summary line, also in quiet mode (the background filler's log): what a bench reads
+    print(json.dumps({"filled": n, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
+                      "posts_per_s": round(n / wall, 1) if wall else None,
+                      "posts_per_cpu_s": round(n / cpu, 1) if cpu else None,
+                      "load_average": os.getloadavg()}), flush=True)
     store.close()
     return 0
 
