@@ -18,7 +18,10 @@ Parts (run all, or pick with --part):
 Expected posts: an `expect` id list or an `expect_text` substring (every post containing it is
 relevant); posts whose text is an exact copy of a relevant post's (cross-posts) count as relevant.
 
-Run: .venv/bin/python -m bench.semantic [--part xquad,cross,quant] [--models use-multilingual-v3,e5-small-4bit]
+  scale  (only when asked) the vector index alone at 1M vectors (real vectors + noise): build time,
+         file size, RSS growth, graph search time, overlap with exhaustive search.
+
+Run: .venv/bin/python -m bench.semantic [--part xquad,cross,quant,scale] [--models use-multilingual-v3,e5-small-4bit]
      [--workdir DIR (keeps the cross corpus between runs)] [--json FILE]
 """
 
@@ -347,6 +350,54 @@ def part_quant(workdir: Path) -> dict:
     return out
 
 
+def part_scale(workdir: Path, n: int = 1_000_000) -> dict:
+    """The vector index alone at `n` vectors: real USE vectors of the cross corpus plus noise (the
+    store and the embedding are not part of it). Build time, file size, RSS growth, graph search
+    time and its top-10 overlap with exhaustive search."""
+    from usearch.index import Index
+
+    from tgsearch.index.vectors import VectorIndex
+    from tgsearch.store import Store
+
+    db, _ = build_cross(workdir)
+    store = Store(db, create=False)
+    vi = VectorIndex(store, "use-multilingual-v3")
+    base = np.vstack([v for _, v in vi.vstore.iter_entries(0)])
+    rng = np.random.default_rng(0)
+    rss_before = rss_mb()
+    index = Index(ndim=base.shape[1], metric="cos", dtype="f16", connectivity=16, expansion_add=128,
+                  expansion_search=96)
+    started = time.perf_counter()
+    step = 50_000
+    for start in range(0, n, step):
+        count = min(step, n - start)
+        chunk = base[rng.integers(0, len(base), count)] + rng.normal(0, 0.03, (count, base.shape[1])).astype(np.float32)
+        chunk /= np.linalg.norm(chunk, axis=1, keepdims=True)
+        index.add(np.arange(start, start + count, dtype=np.uint64), chunk, threads=os.cpu_count() or 1)
+    build_s = time.perf_counter() - started
+    path = workdir / "scale.usearch"
+    index.save(str(path))
+    queries = base[rng.integers(0, len(base), 200)] + rng.normal(0, 0.03, (200, base.shape[1])).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    times, overlap = [], []
+    for i, q in enumerate(queries):
+        t0 = time.perf_counter()
+        graph = index.search(q, 10)
+        times.append((time.perf_counter() - t0) * 1000)
+        if i < 50:
+            exact = index.search(q, 10, exact=True)
+            overlap.append(len(set(np.asarray(graph.keys).tolist()) & set(np.asarray(exact.keys).tolist())) / 10)
+    out = {"vectors": n, "dtype": "f16", "build_s": build_s, "vectors_per_s": n / build_s,
+           "file_mb": path.stat().st_size / 2**20, "rss_growth_mb": rss_mb() - rss_before,
+           "graph_search_p50_ms": pct(times, 50), "graph_search_p95_ms": pct(times, 95),
+           "top10_overlap_graph_vs_exhaustive": float(np.mean(overlap))}
+    path.unlink()
+    vi.close()
+    store.close()
+    print(f"scale: {out}", flush=True)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.semantic")
     parser.add_argument("--part", default="xquad,cross,quant")
@@ -371,6 +422,8 @@ def main(argv: list[str] | None = None) -> int:
             results["cross"] = part_cross(workdir)
         if "quant" in parts:
             results["quant"] = part_quant(workdir)
+        if "scale" in parts:   # not in the default run: minutes of CPU
+            results["scale"] = part_scale(workdir)
     finally:
         if tmp is not None:
             tmp.cleanup()
