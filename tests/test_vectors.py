@@ -195,3 +195,17 @@ def test_background_filler_resumes_after_sigkill(store):
     labels = np.asarray(index.graph.index.keys, dtype=np.uint64)
     assert len(labels) == len(set(labels.tolist())) == len(rows)  # the graph holds each vector once
     assert vector_status(store, MODEL)["complete"]
+
+
+def test_graph_missing_vectors_is_repaired_on_open(filled):
+    """A saved graph that lags vectors.sqlite (another process saved an older graph last) is topped up."""
+    index = VectorIndex(filled, MODEL)
+    index.refresh()
+    graph = index.graph
+    some = np.asarray(graph.index.keys, dtype=np.uint64)[:5]
+    graph.index.remove(some)
+    graph.save()                                  # graph file without 5 vectors, info says it has them all
+    reopened = VectorIndex(filled, MODEL)
+    reopened.refresh()
+    assert len(reopened.graph.index) == len(entries(filled))
+    assert all(int(k) in reopened.graph.index for k in some)

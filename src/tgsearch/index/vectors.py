@@ -50,6 +50,7 @@ SHORT_CHARS = 1000
 PASSAGE_CHARS = 600
 MAX_PASSAGES = 4
 DEFAULT_QUANT = "f16"      # i8 halves the graph but lost 5-7% top-10 overlap with exact search (docs/benchmarks.md)
+SAVE_AFTER = 1_000          # a reader that added this many vectors to the graph saves it
 EXACT_BELOW = 50_000        # up to this many vectors, search exhaustively (~1.5 ms at 24k): no graph misses
 QUANTS = ("f32", "f16", "i8")
 ACTIVE_META_KEY = "vectors_model"
@@ -563,23 +564,36 @@ class HNSW:
                 self.max_label = int(labels[-1])
             live = self.vstore.count_entries()
             if len(self.index) != live:
-                self._drop_deleted()
-            if save and (added or not self.path.exists()):
+                added += self._reconcile()
+            # a reader that had to (re)build much of the graph keeps it for the next process
+            if (save and (added or not self.path.exists())) or added >= SAVE_AFTER:
                 self.save()
             return added
 
-    def _drop_deleted(self) -> None:
+    def _reconcile(self) -> int:
+        """Make the graph hold exactly the live entries: drop deleted ones, add any missing (a
+        graph file saved by another process may lag its info file). Returns how many were added."""
         keys = np.asarray(self.index.keys, dtype=np.uint64)
         live = np.fromiter((r[0] for r in self.vstore.conn.execute("SELECT label FROM entries")), dtype=np.uint64)
-        stale = np.setdiff1d(keys, live, assume_unique=True)
+        stale = np.setdiff1d(keys, live)
         if len(stale):
             self.index.remove(stale)
+        missing = np.setdiff1d(live, keys)
+        for i in range(0, len(missing), 500):
+            chunk = [int(x) for x in missing[i:i + 500]]
+            rows = self.vstore.conn.execute(
+                f"SELECT label, vec FROM entries WHERE label IN ({','.join('?' * len(chunk))})", chunk).fetchall()
+            if rows:
+                labels = np.array([r[0] for r in rows], dtype=np.uint64)
+                vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float16).reshape(len(rows), self.vstore.dim)
+                self.index.add(labels, vecs.astype(np.float32))
+        return len(missing)
 
     def save(self) -> None:
-        tmp = self.path.with_suffix(".tmp")
+        tmp = self.path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
         self.index.save(str(tmp))
         os.replace(tmp, self.path)
-        info_tmp = self.info_path.with_suffix(".jtmp")
+        info_tmp = self.info_path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.jtmp")
         info_tmp.write_text(json.dumps({"model": self.vstore.model, "dim": self.vstore.dim,
                                         "quant": self.quant, "max_label": self.max_label}))
         os.replace(info_tmp, self.info_path)
