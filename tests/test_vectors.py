@@ -15,7 +15,7 @@ import pytest
 
 from tgsearch.errors import IndexMismatchError
 from tgsearch.index.vectors import (
-    HNSW, MAX_PASSAGES, VectorIndex, VectorStore, fill, passages_for, vector_status, vectors_dir,
+    MAX_PASSAGES, VectorIndex, VectorStore, fill, passages_for, vector_status, vectors_dir,
 )
 from tgsearch.post import Post
 from tgsearch.search.semantic import SemanticRetriever

@@ -26,7 +26,7 @@ from ..index.vectors import VectorIndex
 from ..post import Post
 from ..store import Store
 from .lexical import Candidates, Filters
-from .query import Filter, Not, Or, Phrase, Query, Seq, Word, parse, positive_terms
+from .query import Filter, Not, Or, Query, Seq, positive_terms
 
 OVERFETCH = 8          # filtered searches look this many times deeper before filtering
 MAX_FETCH = 4000
