@@ -269,7 +269,7 @@ def part_cross(workdir: Path) -> dict:
     backend = EmbeddedBackend(db, create=False, vectors="off")
     _fresh_lexical(backend)
     client = client_for(backend)
-    out: dict = {"build": build}
+    out: dict = {"model": backend.vectors.model, "build": build}
     for name in ("en.jsonl", "paraphrase.jsonl"):
         queries = resolve(backend.store, load_queries(name))
         res = run_modes(client, queries, rrf=True)
