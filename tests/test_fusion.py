@@ -200,3 +200,16 @@ def test_reindex_vectors_switches_the_model(tmp_path):
     assert json.loads(found.output)["hits"][0]["id"] == "economy/1"
     bad = runner.invoke(main, ["reindex", "--vectors", "no-such-model", "--db", db])
     assert bad.exit_code != 0 and "unknown embedding model" in bad.output
+
+
+def test_hybrid_total_and_facets_count_the_same_posts(backend, monkeypatch):
+    from tgsearch.search import engine
+
+    monkeypatch.setattr(engine, "SEMANTIC_HEAD", 3)
+    lex = search(backend, "станции метро", mode="lexical", facets=True)
+    hyb = search(backend, "станции метро", facets=True, limit=50)
+    semantic_only = [h for h in hyb.hits if h.retrievers == ["semantic"]]
+    assert 0 < len(semantic_only) <= 3
+    assert hyb.total == lex.total + len(semantic_only) == len(hyb.hits)
+    assert sum(b["count"] for b in hyb.facets["channel"]) == hyb.total
+    assert sum(b["count"] for b in hyb.timeline) == hyb.total

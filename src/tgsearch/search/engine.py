@@ -27,6 +27,7 @@ from .types import MODES, SORTS, Hit, SearchRequest, SearchResult
 
 MAX_LIMIT = 200
 FUSION_DEPTH = 100
+SEMANTIC_HEAD = 20      # semantic-only hits kept beside lexical matches (fusion.FLOOR_RANK)
 FACET_SIZE = 50
 INTERVALS = ("auto", "day", "week", "month")
 
@@ -134,9 +135,23 @@ class Engine:
                 merged = [(p, s, [fused.retriever]) for p, s in zip(fused.ids, fused.scores)]
             else:
                 merged = _fuse()(lists)
+            lexical = next((c for c in lists if c.retriever == "lexical"), None)
+            if lexical is not None and lexical.ids and len(lists) > 1:
+                # Nearest neighbours always exist: beside lexical matches, only the semantic
+                # list's head counts as a result, so totals and facets mean "relevant posts".
+                head = {pid for c in lists if c.retriever != "lexical" for pid in c.ids[:SEMANTIC_HEAD]}
+                merged = [m for m in merged if "lexical" in m[2] or m[0] in head]
+                extra = [m[0] for m in merged if "lexical" not in m[2]]
+                total = lexical.total + len(extra)
+                if extra:
+                    compiled = tantivy.Query.boolean_query([
+                        (tantivy.Occur.Should, compiled),
+                        (tantivy.Occur.Should, tantivy.Query.term_set_query(self.index.schema, "id", extra)),
+                    ])
+            else:
+                total = max([len(merged)] + [c.total for c in lists if c.retriever == "lexical"])
             if req.sort in ("date", "date_asc"):
                 merged = self.by_date(merged, newest_first=req.sort == "date")
-            total = max([len(merged)] + [c.total for c in lists if c.retriever == "lexical"])
             page = merged[offset:offset + limit]
 
         hits = self.hits(page, highlight, spans)
