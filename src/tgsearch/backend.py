@@ -111,6 +111,12 @@ class EmbeddedBackend:
         self._engine = None
         return n
 
+    def warm_up(self) -> None:
+        """Open the index and load the query embedder before the first request needs them."""
+        from .search.types import SearchRequest
+
+        self.search(SearchRequest(q="Казахстан", limit=1))
+
     def check(self) -> dict:
         """Store/index drift: counts, ids missing on either side, high-water marks."""
         return self.index.check(self.store)

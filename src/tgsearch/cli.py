@@ -222,7 +222,7 @@ def serve(db, host, port, token):
     from .api.app import create_app
 
     backend = open_backend(db)
-    backend.index  # open and catch up before taking requests
+    backend.warm_up()  # open and catch up the index, load the query embedder, before taking requests
     err.print(f"tgsearch: http://{host}:{port}/  (API docs: /api/docs; store: {backend.root})", highlight=False)
     uvicorn.run(create_app(backend, token=token), host=host, port=port, log_level="warning")
 
