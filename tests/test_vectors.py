@@ -209,3 +209,4 @@ def test_graph_missing_vectors_is_repaired_on_open(filled):
     reopened.refresh()
     assert len(reopened.graph.index) == len(entries(filled))
     assert all(int(k) in reopened.graph.index for k in some)
+

@@ -296,6 +296,15 @@ _worker_embedder: Embedder | None = None
 
 def _worker_init(model: str, threads: int) -> None:
     global _worker_embedder
+    try:  # Linux: die with the filler (a killed filler must not leave workers embedding on)
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
+        if os.getppid() == 1:
+            os._exit(0)   # the filler died before we got here
+    except (OSError, AttributeError):
+        pass
     os.environ["TGSEARCH_EMBED_THREADS"] = str(threads)
     _worker_embedder = get_embedder(model)
 
