@@ -80,11 +80,9 @@ class Analyzed:
 def _terms(analyzer, text: str) -> tuple[str, str]:
     if not text:
         return "", ""
-    if hasattr(analyzer, "terms"):  # one tokenization pass for both
-        lemmas, norms = analyzer.terms(text)
-    else:
-        lemmas, norms = analyzer.index_terms(text), analyzer.exact_terms(text)
-    return " ".join(lemmas), " ".join(norms)
+    if hasattr(analyzer, "joined_terms"):  # one tokenization pass, already space-joined
+        return analyzer.joined_terms(text)
+    return " ".join(analyzer.index_terms(text)), " ".join(analyzer.exact_terms(text))
 
 
 def _analyze(analyzer, pid, channel, title, text, publication, kind, date_iso, links_json) -> Analyzed:
