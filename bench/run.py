@@ -17,7 +17,6 @@ MODULES = [
     "bench.search_speed",
     "bench.web_speed",
     "bench.semantic",
-    "bench.semantic",
 ]
 
 

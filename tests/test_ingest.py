@@ -145,3 +145,18 @@ def test_cli_entry_point_runs_as_a_program(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "posts: 2" in proc.stdout
+
+
+def test_truncated_html_export_keeps_messages_before_the_cut_and_says_so(tmp_path, fixtures):
+    page = (fixtures / "tg_html" / "ChatExport_2024-03-20" / "messages.html").read_text(encoding="utf-8")
+    cut = page[: int(len(page) * 0.6)]
+    write(tmp_path / "in" / "messages.html", cut)
+    runner = CliRunner()
+    result = runner.invoke(main, ["ingest", str(tmp_path / "in"), "--db", str(tmp_path / "db")])
+    assert result.exit_code == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "messages.html" in errors[0] and "truncated" in errors[0]
+    full = Store(tmp_path / "full")
+    ingest(full, [fixtures / "tg_html" / "ChatExport_2024-03-20" / "messages.html"])
+    kept = Store(tmp_path / "db").count()
+    assert 0 < kept <= full.count()

@@ -119,7 +119,16 @@ def _name(node: LexborNode | None) -> str:
 
 
 def read(path: Path, ctx: ReadContext) -> Iterator[Post]:
-    tree = LexborHTMLParser(read_text(path, ctx.encoding))
+    raw = read_text(path, ctx.encoding)
+    tree = LexborHTMLParser(raw)
+    yield from _read_tree(path, tree, ctx)
+    if "</html>" not in raw[-4096:].lower():
+        # Export pages always close </html>: this one was cut off (an interrupted export or copy).
+        ctx.error("the page ends before </html>: the export is truncated (the messages before the cut were read)",
+                  f"byte {len(raw.encode('utf-8'))}", "re-export the chat from Telegram Desktop")
+
+
+def _read_tree(path: Path, tree: LexborHTMLParser, ctx: ReadContext) -> Iterator[Post]:
     if tree.css_first(".chat_page") is None and tree.css_first("div.message") is None:
         ctx.warn("a list or index page of a Telegram export, not a chat: nothing to read")
         return
