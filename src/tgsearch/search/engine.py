@@ -5,14 +5,13 @@ A retriever has a `name` and
 returning ranked post ids with scores and its total match count; it applies the filters
 itself. The lexical retriever is always present; others (the vector retriever) are
 registered with `Engine.add_retriever`. With more than one retriever in a mode, their
-candidate lists are fused (`search.fusion.fuse` when present, else reciprocal-rank fusion).
+candidate lists are fused by `search.fusion.fuse`.
 """
 
 from __future__ import annotations
 
 import time
 from datetime import datetime, timedelta, timezone
-from typing import Callable
 
 import tantivy
 
@@ -20,7 +19,8 @@ from ..errors import QueryError
 from ..index.lexical import LexicalIndex
 from ..post import iso
 from ..store import Store
-from .lexical import Candidates, Filters, Highlight, LexicalRetriever, Weights
+from .fusion import fuse
+from .lexical import Filters, Highlight, LexicalRetriever, Weights
 from .query import Query, parse
 from .snippet import Highlighter
 from .types import MODES, SORTS, Hit, SearchRequest, SearchResult
@@ -30,26 +30,6 @@ FUSION_DEPTH = 100
 SEMANTIC_HEAD = 20      # semantic-only hits kept beside lexical matches (fusion.FLOOR_RANK)
 FACET_SIZE = 50
 INTERVALS = ("auto", "day", "week", "month")
-
-
-def rrf(lists: list[Candidates], k: int = 60) -> list[tuple[str, float, list[str]]]:
-    """Reciprocal-rank fusion: sum of 1/(k + rank) over the lists that hold an id."""
-    scores: dict[str, float] = {}
-    found: dict[str, list[str]] = {}
-    for cands in lists:
-        for rank, pid in enumerate(cands.ids):
-            scores[pid] = scores.get(pid, 0.0) + 1.0 / (k + rank + 1)
-            found.setdefault(pid, []).append(cands.retriever)
-    order = sorted(scores, key=lambda p: -scores[p])
-    return [(p, scores[p], found[p]) for p in order]
-
-
-def _fuse() -> Callable:
-    try:
-        from .fusion import fuse  # the vector engineer's fusion, when it exists
-        return fuse
-    except ImportError:
-        return rrf
 
 
 def _passage(post, found: list[str], spans: dict | None) -> str:
@@ -134,7 +114,7 @@ class Engine:
             if fused is not None:
                 merged = [(p, s, [fused.retriever]) for p, s in zip(fused.ids, fused.scores)]
             else:
-                merged = _fuse()(lists)
+                merged = fuse(lists)
             lexical = next((c for c in lists if c.retriever == "lexical"), None)
             if lexical is not None and lexical.ids and len(lists) > 1:
                 # Nearest neighbours always exist: beside lexical matches, only the semantic
