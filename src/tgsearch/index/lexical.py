@@ -16,7 +16,7 @@ import os
 import shutil
 import sqlite3
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from typing import NamedTuple
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -61,9 +61,8 @@ def _ws_analyzer() -> tantivy.TextAnalyzer:
     return tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.whitespace()).filter(tantivy.Filter.remove_long(120)).build()
 
 
-@dataclass
-class Analyzed:
-    """One post, analyzed: what goes into tantivy."""
+class Analyzed(NamedTuple):
+    """One post, analyzed: what goes into tantivy (a tuple: cheap to pickle back from workers)."""
 
     id: str
     title: str
