@@ -213,3 +213,14 @@ def test_hybrid_total_and_facets_count_the_same_posts(backend, monkeypatch):
     assert hyb.total == lex.total + len(semantic_only) == len(hyb.hits)
     assert sum(b["count"] for b in hyb.facets["channel"]) == hyb.total
     assert sum(b["count"] for b in hyb.timeline) == hyb.total
+
+
+def test_hybrid_with_no_word_match_counts_only_the_semantic_head(backend, monkeypatch):
+    from tgsearch.search import engine
+
+    monkeypatch.setattr(engine, "SEMANTIC_HEAD", 4)
+    res = search(backend, "paleontologists dug up a mammoth skeleton in a quarry", facets=True, limit=50)
+    assert search(backend, "paleontologists dug up a mammoth skeleton in a quarry", mode="lexical").total == 0
+    assert res.total == len(res.hits) == 4
+    assert sum(b["count"] for b in res.facets["channel"]) == 4
+    assert len(search(backend, "paleontologists dug up a mammoth skeleton in a quarry", mode="semantic", limit=50).hits) > 4

@@ -116,9 +116,10 @@ class Engine:
             else:
                 merged = fuse(lists)
             lexical = next((c for c in lists if c.retriever == "lexical"), None)
-            if lexical is not None and lexical.ids and len(lists) > 1:
-                # Nearest neighbours always exist: beside lexical matches, only the semantic
-                # list's head counts as a result, so totals and facets mean "relevant posts".
+            if lexical is not None and len(lists) > 1:
+                # Nearest neighbours always exist: beside lexical matches (or instead of them, when
+                # the words occur nowhere), only the semantic list's head counts as a result, so
+                # totals and facets mean "relevant posts"; semantic mode pages further.
                 head = {pid for c in lists if c.retriever != "lexical" for pid in c.ids[:SEMANTIC_HEAD]}
                 merged = [m for m in merged if "lexical" in m[2] or m[0] in head]
                 extra = [m[0] for m in merged if "lexical" not in m[2]]
