@@ -160,3 +160,14 @@ def test_truncated_html_export_keeps_messages_before_the_cut_and_says_so(tmp_pat
     ingest(full, [fixtures / "tg_html" / "ChatExport_2024-03-20" / "messages.html"])
     kept = Store(tmp_path / "db").count()
     assert 0 < kept <= full.count()
+
+
+def test_channel_option_names_inputs_that_carry_none(tmp_path):
+    path = write(tmp_path / "dump.txt", "Заголовок поста\nКазахстан и Россия договорились о поставках угля.\n")
+    write(tmp_path / "lines.jsonl", json.dumps({"id": 7, "text": "Строка без канала"}, ensure_ascii=False) + "\n")
+    result = CliRunner().invoke(main, ["ingest", str(path), str(tmp_path / "lines.jsonl"), "--db", str(tmp_path / "db"),
+                                       "--channel", "Степной вестник"])
+    assert result.exit_code == 0, result.output
+    posts = list(Store(tmp_path / "db").iter_posts())
+    assert {p.channel_title for p in posts} == {"Степной вестник"}
+    assert len({p.channel for p in posts}) == 1

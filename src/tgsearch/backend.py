@@ -40,10 +40,11 @@ class EmbeddedBackend:
         self.vectors = VectorService(self.store, vectors)
 
     # -- collect -----------------------------------------------------------------------------
-    def ingest(self, paths, *, encoding: str | None = None, format: str | None = None,
+    def ingest(self, paths, *, encoding: str | None = None, format: str | None = None, channel: str | None = None,
                on_file: Callable[[FileReport], None] | None = None,
                on_posts: Callable[[int], None] | None = None) -> IngestReport:
-        report = ingest(self.store, paths, encoding=encoding, format=format, on_file=on_file, on_posts=on_posts)
+        report = ingest(self.store, paths, encoding=encoding, format=format, channel=channel,
+                        on_file=on_file, on_posts=on_posts)
         self.after_write()
         return report
 

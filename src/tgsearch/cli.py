@@ -48,9 +48,11 @@ def main() -> None:
 @db_option
 @click.option("--format", "fmt", default=None, help="Force a reader instead of auto-detecting (e.g. jsonl).")
 @click.option("--encoding", default=None, help="Text encoding of the inputs when not UTF-8 (e.g. cp1251).")
+@click.option("--channel", default=None,
+              help="Channel name for inputs that carry none (text dumps, articles, JSON Lines without \"channel\").")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def ingest(paths, db, fmt, encoding, as_json, quiet):
+def ingest(paths, db, fmt, encoding, channel, as_json, quiet):
     """Read files or folders (auto-detected formats) into the store."""
     backend = open_backend(db)
     show_progress = not quiet and not as_json and err.is_terminal
@@ -70,7 +72,7 @@ def ingest(paths, db, fmt, encoding, as_json, quiet):
     files = list(walk(list(paths)))
     with progress:
         task = progress.add_task("ingest", total=len(files))
-        report = backend.ingest(files, encoding=encoding, format=fmt, on_file=on_file)
+        report = backend.ingest(files, encoding=encoding, format=fmt, channel=channel, on_file=on_file)
     summary = report.to_dict()
     if as_json:
         out.print_json(json.dumps(summary, ensure_ascii=False))

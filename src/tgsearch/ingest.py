@@ -81,10 +81,10 @@ class IngestReport:
 
 
 def ingest_file(store: Store, path: Path, *, encoding: str | None = None, format: str | None = None,
-                on_posts: Callable[[int], None] | None = None) -> FileReport:
+                channel: str | None = None, on_posts: Callable[[int], None] | None = None) -> FileReport:
     origin = str(path)
     report = FileReport(path=origin)
-    ctx = ReadContext(origin_file=origin, encoding=encoding)
+    ctx = ReadContext(origin_file=origin, encoding=encoding, channel=channel)
     try:
         stat = path.stat()
     except OSError as e:
@@ -129,11 +129,11 @@ def _flush(store: Store, batch: list, report: FileReport, on_posts) -> None:
 
 
 def ingest(store: Store, paths: Iterable[str | os.PathLike], *, encoding: str | None = None,
-           format: str | None = None, on_file: Callable[[FileReport], None] | None = None,
+           format: str | None = None, channel: str | None = None, on_file: Callable[[FileReport], None] | None = None,
            on_posts: Callable[[int], None] | None = None) -> IngestReport:
     report = IngestReport()
     for path in walk(list(paths)):
-        file_report = ingest_file(store, path, encoding=encoding, format=format, on_posts=on_posts)
+        file_report = ingest_file(store, path, encoding=encoding, format=format, channel=channel, on_posts=on_posts)
         report.files.append(file_report)
         if on_file:
             on_file(file_report)

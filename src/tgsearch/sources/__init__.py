@@ -30,6 +30,7 @@ SKIP_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".mp4", ".ogg", ".oga
 class ReadContext:
     origin_file: str
     encoding: str | None = None
+    channel: str | None = None   # the user's name for inputs that carry none (--channel)
     warnings: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 

@@ -29,6 +29,7 @@ from urllib.parse import urljoin, urlparse
 from ..clean.chrome import cut_related, is_article_chrome, is_page_chrome, is_page_footer
 from ..clean.digest import clean_author, field_of, is_bare_date, parse_date
 from ..clean.markup import URL_RE, derive_title, find_links, strip_markdown, tidy, unique
+from .text_dump import slug
 from ..errors import InputError
 from ..post import Post, content_id, parse_datetime
 from . import ReadContext, decode, read_text
@@ -401,7 +402,7 @@ def read(path: Path, ctx: ReadContext) -> Iterator[Post]:
             art = parse_text_article(text, markdown=path.suffix.lower() in (".md", ".markdown"))
     if not art.text.strip():
         raise InputError(str(path), "no article text found", "is it an empty or script-only page?")
-    channel = channel_for(art.source_url)
+    channel = slug(ctx.channel) if ctx.channel else channel_for(art.source_url)
     body_start = art.text[len(art.title):].strip() if art.title and art.text.startswith(art.title) else art.text
     first_para = body_start.split("\n", 1)[0][:300]
     links = list(art.links) + find_links(art.text)
@@ -410,7 +411,7 @@ def read(path: Path, ctx: ReadContext) -> Iterator[Post]:
     yield Post(
         id=content_id(channel, art.title, first_para),
         channel=channel,
-        channel_title=art.publication or channel,
+        channel_title=ctx.channel or art.publication or channel,
         text=art.text,
         title=art.title or derive_title(art.text),
         date=art.date,

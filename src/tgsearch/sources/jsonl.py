@@ -18,6 +18,7 @@ from ..clean.markup import find_links, tidy, unique
 from ..errors import InputError
 from ..post import Post, content_id, parse_datetime
 from . import ReadContext, decode
+from .text_dump import slug
 
 NAME = "jsonl"
 
@@ -43,7 +44,10 @@ def to_post(data: dict, ctx: ReadContext, lineno: int) -> Post | None:
         ctx.error('missing "text"', f"line {lineno}", 'every line needs a "text" string')
         return None
     text = tidy(text)
-    channel = _slug(str(data.get("channel") or "jsonl"))
+    if data.get("channel"):
+        channel = _slug(str(data["channel"]))
+    else:
+        channel = slug(ctx.channel) if ctx.channel else "jsonl"
     raw_id = data.get("id")
     message_ids: tuple[int, ...] = tuple(int(m) for m in data.get("message_ids") or ())
     if raw_id is None or raw_id == "":
@@ -67,7 +71,7 @@ def to_post(data: dict, ctx: ReadContext, lineno: int) -> Post | None:
         return Post(
             id=post_id,
             channel=channel,
-            channel_title=str(data.get("channel_title") or data.get("channel") or channel),
+            channel_title=str(data.get("channel_title") or data.get("channel") or ctx.channel or channel),
             message_ids=message_ids,
             date=date,
             edit_date=edit_date,

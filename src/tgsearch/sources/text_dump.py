@@ -203,6 +203,7 @@ def read(path: Path, ctx: ReadContext, *, channel: str | None = None) -> Iterato
     named = _channel_from_first_line(raw)
     if named:
         raw = _drop_channel_line(raw)
+    channel = channel or ctx.channel
     if channel:
         chan, chan_title = slug(channel), channel
     elif named:
