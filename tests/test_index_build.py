@@ -1,0 +1,244 @@
+"""Building a whole lexical index in parallel shards (index/lexical.py, `_build_parallel`).
+
+The shard path must give the same index as one writer: same posts, same high-water mark,
+same hits and scores. It replaces the old index only when it has finished, so a failure or a
+busy index leaves the old one answering.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import tantivy
+
+from search_corpus import POSTS, make_backend
+from tgsearch.analyze.analyzer import Analyzer
+from tgsearch.errors import StoreError
+from tgsearch.index import lexical
+from tgsearch.index.lexical import BUILD_PREFIX, IndexBusyError, LexicalIndex, join_shards
+from tgsearch.post import Post
+from tgsearch.search.engine import Engine
+from tgsearch.search.types import SearchRequest
+
+QUERIES = ["уран", "переговоры", "парад", "Су-57", "нефть OR газ", '"красной площади"', "космос*",
+           "Tokayev", "=нефть", "channel:tech_hall нейросеть"]
+
+
+def many_posts(n: int) -> list[Post]:
+    words = ["уран", "нефть", "газ", "парад", "переговоры", "Токаев", "Астана", "рудник", "вокзал", "дождь"]
+    return [Post(id=f"gen/{i}", channel=f"ch{i % 3}", title=f"Заголовок {words[i % 10]} {i}" if i % 4 == 0 else "",
+                 text=(f"Заголовок {words[i % 10]} {i}\n" if i % 4 == 0 else "")
+                 + f"Пост {i}: {words[i % 10]} и {words[(i * 7) % 10]}, потом {words[(i * 3) % 10]}.",
+                 message_ids=(i,))
+            for i in range(n)]
+
+
+@pytest.fixture
+def small_batches(monkeypatch):
+    monkeypatch.setattr(lexical, "POOL_MIN", 1)
+    monkeypatch.setattr(lexical, "BATCH", 3)
+
+
+def hits(store, index, q):
+    result = Engine(store, index).search(SearchRequest(q=q, mode="lexical", limit=100))
+    return [(h.id, round(h.score, 4)) for h in result.hits]
+
+
+def build(backend, root, workers):
+    index = LexicalIndex(root, Analyzer(), workers=workers)
+    n = index.rebuild(backend.store)
+    return index, n
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_shards_give_the_same_index_as_one_writer(tmp_path, small_batches, workers):
+    backend = make_backend(tmp_path)
+    backend.store.upsert(many_posts(40))
+    serial, n1 = build(backend, tmp_path / "serial", 1)
+    sharded, n2 = build(backend, tmp_path / "sharded", workers)
+    assert n1 == n2 == len(POSTS) + 40
+    assert sharded.searcher().num_segments == workers     # one segment per shard, joined
+    assert sharded.indexed_ids() == serial.indexed_ids() == set(backend.store.ids_and_versions())
+    assert sharded.hwm() == serial.hwm() == backend.store.max_version()
+    assert sharded.count() == serial.count()
+    for q in QUERIES:
+        assert sorted(hits(backend.store, sharded, q)) == sorted(hits(backend.store, serial, q)), q
+    assert hits(backend.store, sharded, "уран")          # the queries do find something
+    assert sharded.check(backend.store)["ok"]
+    assert not list((tmp_path / "sharded" / "index").glob(BUILD_PREFIX + "*"))  # scratch removed
+
+
+def test_joined_index_lists_every_segment_file_and_keeps_taking_writes(tmp_path, small_batches):
+    backend = make_backend(tmp_path)
+    index = backend.index                                  # first build: the parallel path
+    assert index.searcher().num_segments == 2
+    managed = set(json.loads((index.path / ".managed.json").read_text()))
+    segment_files = {f.name for f in index.path.iterdir() if f.suffix in (".idx", ".term", ".pos", ".store")}
+    assert segment_files and segment_files <= managed      # tantivy may delete them after merges
+
+    old = backend.get("river_daily/5")                     # an edit deletes across shard segments
+    backend.store.upsert([old.evolve(text="Истребитель показали на выставке вертолётов.")] + many_posts(5))
+    backend.after_write()
+    assert index.count() == len(POSTS) + 5
+    result = backend.search(SearchRequest(q="Су-57", mode="lexical"))
+    assert result.total == 0
+    assert backend.check()["ok"]
+
+
+def test_progress_reaches_every_post(tmp_path, small_batches):
+    backend = make_backend(tmp_path)
+    seen = []
+    index = LexicalIndex(tmp_path / "other", Analyzer(), workers=2)
+    index.rebuild(backend.store, on_progress=seen.append)
+    assert seen and seen[-1] == len(POSTS) and seen == sorted(seen)
+
+
+def _failing_shard(*args):
+    raise RuntimeError("disk full")
+
+
+def test_a_failed_build_leaves_the_old_index_answering(tmp_path, small_batches, monkeypatch):
+    backend = make_backend(tmp_path)
+    index = backend.index
+    before = hits(backend.store, index, "уран")
+    monkeypatch.setattr(lexical, "_build_shard", _failing_shard)   # forked workers inherit it
+    with pytest.raises(RuntimeError, match="disk full"):
+        index.rebuild(backend.store)
+    assert hits(backend.store, index, "уран") == before
+    reopened = LexicalIndex(tmp_path / "db", index.analyzer)
+    assert reopened.count() == len(POSTS) and reopened.check(backend.store)["ok"]
+    assert not list((tmp_path / "db" / "index").glob(BUILD_PREFIX + "*"))
+
+
+def test_a_busy_index_is_not_rebuilt(tmp_path, small_batches):
+    backend = make_backend(tmp_path)
+    index = backend.index
+    holder = LexicalIndex(tmp_path / "db", index.analyzer)
+    writer = holder.index.writer(50_000_000, 1)           # another process is writing
+    with pytest.raises(IndexBusyError):
+        index.rebuild(backend.store)
+    del writer
+    assert index.rebuild(backend.store) == len(POSTS)
+    assert index.count() == len(POSTS)
+
+
+def test_the_build_holds_tantivys_writer_lock(tmp_path, small_batches, monkeypatch):
+    backend = make_backend(tmp_path)
+    index = backend.index
+    seen = []
+
+    def shard_that_tries_the_lock(*args):
+        try:
+            LexicalIndex(tmp_path / "db", index.analyzer).index.writer(50_000_000, 1)
+            seen.append("got the writer")
+        except ValueError as e:
+            seen.append(str(e))
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(lexical, "_build_shard", shard_that_tries_the_lock)
+    monkeypatch.setattr(lexical, "ProcessPoolExecutor", _InProcessPool)
+    with pytest.raises(RuntimeError, match="stop here"):
+        index.rebuild(backend.store)
+    assert seen and all("LockBusy" in s for s in seen)
+
+
+class _InProcessPool:
+    """Runs tasks at once in this process (to observe the build's state from inside a task)."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def submit(self, fn, *args):
+        from concurrent.futures import Future
+
+        future = Future()
+        try:
+            future.set_result(fn(*args))
+        except BaseException as e:  # noqa: BLE001 - handed to the caller through the future
+            future.set_exception(e)
+        return future
+
+
+def test_stale_scratch_folders_are_cleared(tmp_path, small_batches):
+    backend = make_backend(tmp_path)
+    stale = tmp_path / "db" / "index" / f"{BUILD_PREFIX}99999" / "0"
+    stale.mkdir(parents=True)
+    (stale / "meta.json").write_text("{}")
+    backend.index.rebuild(backend.store)
+    assert not stale.parent.exists()
+
+
+def test_join_refuses_a_shard_with_another_schema(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    for path in (a, b):
+        path.mkdir()
+    lexical._open_tantivy(a).writer(50_000_000, 1).commit()
+    sb = tantivy.SchemaBuilder()
+    sb.add_text_field("id", stored=True)
+    tantivy.Index(sb.build(), path=str(b)).writer(50_000_000, 1).commit()
+    with pytest.raises(StoreError, match="another schema"):
+        join_shards(a, [b])
+
+
+def test_a_first_line_title_is_indexed_once_in_the_body(tmp_path):
+    an = Analyzer()
+    a = lexical._analyze(an, "c/1", "c", "Уран подорожал", "Уран подорожал\nЦены на уран выросли.", "", "post",
+                         None, "[]")
+    assert a.title_in_body and a.body.split() == an.index_terms("Уран подорожал\nЦены на уран выросли.")
+    body = lexical.to_document(a).to_dict()["body"]
+    assert len(body) == 1                       # the title is not added a second time
+    b = lexical._analyze(an, "c/2", "c", "Газ", "Цены на газ", "", "article", None, "[]")
+    assert not b.title_in_body and lexical.to_document(b).to_dict()["body"][0] == b.title
+
+
+TITLE_CASES = [
+    ("Касым-", "Касым-\n Жомарт Токаев"),
+    ("Выросло на 15", "Выросло на 15\n000 тенге"),
+    ("Заголовок", "Заголовок"),
+    ("https://example.org/a", "https://example.org/a\nтекст"),
+    ("#Казахстан и @channel", "#Казахстан и @channel\n— «Токаева», (Токаеву)."),
+    ("1️⃣ Ударе́ние", "1️⃣ Ударе́ние\n\u00adмука́"),
+]
+
+
+@pytest.mark.parametrize("title,text", TITLE_CASES)
+def test_title_and_rest_analyzed_apart_give_the_whole_texts_terms(title, text):
+    an = Analyzer()
+    a = lexical._analyze(an, "c/1", "c", title, text, "", "post", None, "[]")
+    assert a.title_in_body
+    assert a.body.split() == an.index_terms(text)
+    assert a.exact_body.split() == an.exact_terms(text)
+
+
+@pytest.mark.slow
+def test_title_and_rest_apart_match_the_whole_text_on_the_22k_corpus():
+    import sqlite3
+
+    from conftest import shared_path
+    from tgsearch.sources import walk
+    from tgsearch.ingest import ingest
+    from tgsearch.store import Store
+
+    corpus = shared_path("data", "tg-news-posts-ru", "raw")
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store(tmp)
+        ingest(store, list(walk([str(corpus)])))
+        rows = sqlite3.connect(store.path).execute(f"SELECT {lexical._COLUMNS} FROM posts").fetchall()
+    an, whole = Analyzer(), Analyzer()
+    checked = 0
+    for row in rows:
+        a = lexical._analyze(an, *row)
+        if a.title_in_body:
+            checked += 1
+            index, exact = whole.joined_terms(row[3])
+            assert (a.body.split(), a.exact_body.split()) == (index.split(), exact.split()), row[0]
+    assert checked > 10_000
