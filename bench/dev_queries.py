@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
 
     queries = load()
     if "--db" in argv:
-        backend = EmbeddedBackend(argv[argv.index("--db") + 1], create=False)
+        backend = EmbeddedBackend(argv[argv.index("--db") + 1], create=False, vectors="off")
         summary, rows = evaluate(backend, queries)
     else:
         corpus, seeds = SHARED / "data" / "tg-news-posts-ru" / "raw", SHARED / "seeds"
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"dev queries: skipped, {corpus} not found")
             return 0
         with tempfile.TemporaryDirectory(prefix="tgsearch-dev-") as tmp:
-            backend = EmbeddedBackend(Path(tmp) / "db")
+            backend = EmbeddedBackend(Path(tmp) / "db", vectors="off")  # lexical only: no background filler
             from tgsearch.sources import walk
 
             backend.ingest(list(walk([str(corpus)] + ([str(seeds)] if seeds.is_dir() else []))))

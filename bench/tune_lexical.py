@@ -41,9 +41,9 @@ def main(argv: list[str] | None = None) -> int:
         (Path(tmp) / "xquad").mkdir()
         bx = xquad.build(Path(tmp) / "xquad", posts)
         if db:
-            bd = EmbeddedBackend(db, create=False)
+            bd = EmbeddedBackend(db, create=False, vectors="off")
         else:
-            bd = EmbeddedBackend(Path(tmp) / "dev")
+            bd = EmbeddedBackend(Path(tmp) / "dev", vectors="off")
             corpus, seeds = dev_queries.SHARED / "data" / "tg-news-posts-ru" / "raw", dev_queries.SHARED / "seeds"
             bd.ingest(list(walk([str(corpus), str(seeds)])))
         queries = dev_queries.load()

@@ -90,7 +90,7 @@ def main() -> None:
         from tgsearch.backend import EmbeddedBackend
 
         with tempfile.TemporaryDirectory() as tmp:
-            backend = EmbeddedBackend(Path(tmp) / "db")
+            backend = EmbeddedBackend(Path(tmp) / "db", vectors="off")  # no filler competing for the CPU
             backend.ingest([CORPUS])
             backend.close()
             result = run(Path(tmp) / "db")

@@ -79,7 +79,7 @@ def build(workdir: Path, posts: list[dict]):
     with src.open("w", encoding="utf-8") as f:
         for post in posts:
             f.write(json.dumps(post, ensure_ascii=False) + "\n")
-    backend = EmbeddedBackend(workdir / "db")
+    backend = EmbeddedBackend(workdir / "db", vectors="off")  # lexical only: no background filler
     report = backend.ingest([src])
     if report.failed_files:
         raise SystemExit(f"ingest failed: {report.errors[:3]}")

@@ -210,3 +210,26 @@ def test_graph_missing_vectors_is_repaired_on_open(filled):
     assert len(reopened.graph.index) == len(entries(filled))
     assert all(int(k) in reopened.graph.index for k in some)
 
+
+
+@pytest.mark.slow
+def test_background_filler_stops_when_its_folder_is_deleted(tmp_path):
+    import shutil
+
+    root = tmp_path / "db"
+    store = Store(root)
+    store.upsert(make_posts(n_filler=6000))      # a few minutes of embedding at full speed
+    store.close()
+    env = dict(os.environ, TGSEARCH_EMBED_THREADS="1")
+    cmd = [sys.executable, "-m", "tgsearch.index.vectors", "fill", "--db", str(root), "--model", MODEL,
+           "--batch", "16", "--workers", "1"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = proc.stdout.readline()                # the first batch is written: the model is loaded
+    assert first.startswith("embedded"), proc.stderr.read()[-500:]
+    shutil.rmtree(root)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail("the filler kept embedding for a data folder that no longer exists")
+    assert proc.returncode == 0, proc.stderr.read()[-500:]

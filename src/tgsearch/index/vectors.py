@@ -832,7 +832,23 @@ def main(argv: list[str] | None = None) -> int:
             rate = done / max(time.perf_counter() - started, 1e-9)
             print(f"embedded {done} posts (store version {hwm}, {rate:.0f} posts/s)", flush=True)
 
-    n = fill(store, args.model, batch=args.batch, on_batch=report, workers=args.workers)
+    stop = threading.Event()
+
+    def watch_folder() -> None:
+        # A filler outlives the command that started it; when its data folder is deleted
+        # (a temporary folder, `rm -r`), embedding the rest would only burn CPU for nothing.
+        while not stop.wait(1.0):
+            if not store.path.exists():
+                stop.set()
+
+    threading.Thread(target=watch_folder, daemon=True).start()
+    try:
+        n = fill(store, args.model, batch=args.batch, on_batch=report, workers=args.workers, stop=stop)
+    except (OSError, sqlite3.Error, RuntimeError):  # RuntimeError: usearch saving its graph
+        if not store.path.exists():
+            return 0  # the folder went away mid-batch: nothing left to fill
+        raise
+    stop.set()
     import resource
 
     wall = time.perf_counter() - started
