@@ -8,6 +8,7 @@ busy index leaves the old one answering.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import tantivy
@@ -58,7 +59,7 @@ def test_shards_give_the_same_index_as_one_writer(tmp_path, small_batches, worke
     serial, n1 = build(backend, tmp_path / "serial", 1)
     sharded, n2 = build(backend, tmp_path / "sharded", workers)
     assert n1 == n2 == len(POSTS) + 40
-    assert sharded.searcher().num_segments == workers     # one segment per shard, joined
+    assert 1 <= sharded.searcher().num_segments <= workers   # a segment per shard that got posts
     assert sharded.indexed_ids() == serial.indexed_ids() == set(backend.store.ids_and_versions())
     assert sharded.hwm() == serial.hwm() == backend.store.max_version()
     assert sharded.count() == serial.count()
@@ -72,7 +73,6 @@ def test_shards_give_the_same_index_as_one_writer(tmp_path, small_batches, worke
 def test_joined_index_lists_every_segment_file_and_keeps_taking_writes(tmp_path, small_batches):
     backend = make_backend(tmp_path)
     index = backend.index                                  # first build: the parallel path
-    assert index.searcher().num_segments == 2
     managed = set(json.loads((index.path / ".managed.json").read_text()))
     segment_files = {f.name for f in index.path.iterdir() if f.suffix in (".idx", ".term", ".pos", ".store")}
     assert segment_files and segment_files <= managed      # tantivy may delete them after merges
@@ -242,3 +242,35 @@ def test_title_and_rest_apart_match_the_whole_text_on_the_22k_corpus():
             index, exact = whole.joined_terms(row[3])
             assert (a.body.split(), a.exact_body.split()) == (index.split(), exact.split()), row[0]
     assert checked > 10_000
+
+
+_REAL_SHARD, _REAL_RANGE = lexical._build_shard, lexical._analyze_range
+_second_shard_report: list[Path] = []   # set by the test before the workers fork
+
+
+def _slow_range(*args):
+    import time
+
+    time.sleep(0.05)                        # 69 one-post batches: 3.5 s if nothing stops them
+    return _REAL_RANGE(*args)
+
+
+def _first_shard_fails(path, db_path, ranges, pair, forward, hwm):
+    if forward:
+        raise RuntimeError("disk full")
+    _second_shard_report[0].write_text(str(_REAL_SHARD(path, db_path, ranges, pair, forward, hwm)))
+    return 0
+
+
+def test_a_failing_shard_stops_the_others(tmp_path, monkeypatch):
+    monkeypatch.setattr(lexical, "POOL_MIN", 1)
+    monkeypatch.setattr(lexical, "BATCH", 1)
+    backend = make_backend(tmp_path)
+    backend.store.upsert(many_posts(60))
+    monkeypatch.setattr(lexical, "_build_shard", _first_shard_fails)
+    monkeypatch.setattr(lexical, "_analyze_range", _slow_range)
+    _second_shard_report[:] = [tmp_path / "second-shard.txt"]
+    index = LexicalIndex(tmp_path / "other", Analyzer(), workers=2)
+    with pytest.raises(RuntimeError, match="disk full"):
+        index.rebuild(backend.store)
+    assert int((tmp_path / "second-shard.txt").read_text()) < 20   # stopped after a batch or two

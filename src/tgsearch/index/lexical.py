@@ -427,12 +427,18 @@ class LexicalIndex:
                                        versions[-1] if k == 0 else None)
                            for k, shard in enumerate(shards)]
                 pending = set(futures)
-                while pending:
-                    finished, pending = wait(pending, timeout=0.25, return_when=FIRST_EXCEPTION)
-                    for f in finished:
-                        f.result()   # a worker's error stops the build here; the old index stays
-                    if on_progress:
-                        on_progress(_progress.value)
+                try:
+                    while pending:
+                        finished, pending = wait(pending, timeout=0.25, return_when=FIRST_EXCEPTION)
+                        for f in finished:
+                            f.result()   # a worker's error stops the build here; the old index stays
+                        if on_progress:
+                            on_progress(_progress.value)
+                except BaseException:
+                    for bounds in _claims:   # the other workers stop after their current batch
+                        with bounds.get_lock():
+                            bounds[0], bounds[1] = 1, 0
+                    raise
             done = sum(f.result() for f in futures)
             joined = join_shards(shards[0], shards[1:])
             if joined != done + 1:
