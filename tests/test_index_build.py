@@ -17,7 +17,7 @@ from search_corpus import POSTS, make_backend
 from tgsearch.analyze.analyzer import Analyzer
 from tgsearch.errors import StoreError
 from tgsearch.index import lexical
-from tgsearch.index.lexical import BUILD_PREFIX, IndexBusyError, LexicalIndex, join_shards
+from tgsearch.index.lexical import BUILD_PREFIX, IndexBusyError, LexicalIndex, ShardJoinError, join_shards
 from tgsearch.post import Post
 from tgsearch.search.engine import Engine
 from tgsearch.search.types import SearchRequest
@@ -183,8 +183,25 @@ def test_join_refuses_a_shard_with_another_schema(tmp_path):
     sb = tantivy.SchemaBuilder()
     sb.add_text_field("id", stored=True)
     tantivy.Index(sb.build(), path=str(b)).writer(50_000_000, 1).commit()
-    with pytest.raises(StoreError, match="another schema"):
+    with pytest.raises(ShardJoinError, match="another schema"):
         join_shards(a, [b])
+    assert issubclass(ShardJoinError, StoreError)
+
+
+def _join_fails(target, shards):
+    raise ShardJoinError(f"{target}: unknown tantivy index layout; cannot join shards")
+
+
+def test_an_unjoinable_build_falls_back_to_one_writer(tmp_path, small_batches, monkeypatch):
+    backend = make_backend(tmp_path)
+    before = hits(backend.store, backend.index, "уран")
+    monkeypatch.setattr(lexical, "join_shards", _join_fails)
+    with pytest.warns(RuntimeWarning, match="one writer instead"):
+        assert backend.index.rebuild(backend.store) == len(POSTS)
+    assert backend.index.searcher().num_segments == 1
+    assert hits(backend.store, backend.index, "уран") == before
+    assert backend.check()["ok"]
+    assert not list((tmp_path / "db" / "index").glob(BUILD_PREFIX + "*"))
 
 
 def test_a_first_line_title_is_indexed_once_in_the_body(tmp_path):

@@ -26,6 +26,7 @@ import multiprocessing
 import os
 import shutil
 import sqlite3
+import warnings
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from typing import NamedTuple
 from datetime import datetime, timezone
@@ -52,6 +53,11 @@ BUILD_PREFIX = ".lexical-build-"  # scratch folders of a parallel build, beside 
 
 class IndexBusyError(StoreError):
     """Another process holds the index writer lock."""
+
+
+class ShardJoinError(StoreError):
+    """The shards of a parallel build could not be joined (an unexpected tantivy index layout);
+    the build falls back to one writer."""
 
 
 def build_schema() -> tantivy.Schema:
@@ -253,7 +259,7 @@ def _read_json(path: Path):
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
-        raise StoreError(f"{path}: unreadable while joining index shards ({e})") from e
+        raise ShardJoinError(f"{path}: unreadable while joining index shards ({e})") from e
 
 
 def _write_json(path: Path, value) -> None:
@@ -271,10 +277,13 @@ def join_shards(target: Path, shards: list[Path]) -> int:
     """
     meta = _read_json(target / "meta.json")
     managed = _read_json(target / ".managed.json")
+    if not (isinstance(meta.get("segments"), list) and isinstance(meta.get("opstamp"), int)
+            and isinstance(managed, list)):
+        raise ShardJoinError(f"{target}: unknown tantivy index layout; cannot join shards")
     for shard in shards:
         other = _read_json(shard / "meta.json")
         if other.get("schema") != meta.get("schema") or other.get("index_settings") != meta.get("index_settings"):
-            raise StoreError(f"{shard}: index shard built with another schema; cannot join it")
+            raise ShardJoinError(f"{shard}: index shard built with another schema; cannot join it")
         for segment in other["segments"]:
             stem = segment["segment_id"].replace("-", "") + "."
             for f in shard.iterdir():
@@ -360,10 +369,10 @@ class LexicalIndex:
         start = self.hwm()
         if store.max_version() <= start:
             return 0
-        if start == 0 and self.count() == 0:
-            versions = self._versions(store, 0)
-            if self._parallel(versions):  # a first build: as fast as a rebuild
-                return self._build_parallel(store, versions, on_progress=on_progress)
+        if start == 0 and self.count() == 0:  # a first build: as fast as a rebuild
+            done = self._try_parallel(store, on_progress)
+            if done is not None:
+                return done
         return self._write(store, start, replace=start > 0 or self.count() > 0, on_progress=on_progress)
 
     def open_writer(self) -> tantivy.IndexWriter:
@@ -376,15 +385,26 @@ class LexicalIndex:
             raise StoreError(f"{self.path}: cannot write the lexical index ({e})") from e
 
     def rebuild(self, store: Store, *, on_progress=None) -> int:
-        versions = self._versions(store, 0)
-        if self._parallel(versions):
-            return self._build_parallel(store, versions, on_progress=on_progress)
+        done = self._try_parallel(store, on_progress)
+        if done is not None:
+            return done
         writer = self.open_writer()
         writer.delete_all_documents()
         writer.commit()
         writer = None
         self.index.reload()
         return self._write(store, 0, replace=False, on_progress=on_progress)
+
+    def _try_parallel(self, store: Store, on_progress) -> int | None:
+        """Build the whole index in shards if it is big enough; None: use one writer."""
+        versions = self._versions(store, 0)
+        if not self._parallel(versions):
+            return None
+        try:
+            return self._build_parallel(store, versions, on_progress=on_progress)
+        except ShardJoinError as e:
+            warnings.warn(f"{e}; building the index with one writer instead", RuntimeWarning, stacklevel=3)
+            return None
 
     def _versions(self, store: Store, start: int) -> list[int]:
         return [v for (v,) in store.conn.execute("SELECT version FROM posts WHERE version > ? ORDER BY version", (start,))]
@@ -441,8 +461,8 @@ class LexicalIndex:
                     raise
             done = sum(f.result() for f in futures)
             joined = join_shards(shards[0], shards[1:])
-            if joined != done + 1:
-                raise StoreError(f"{self.path}: joined index holds {joined} documents, expected {done + 1}")
+            if joined != done + 1 or _open_tantivy(shards[0]).searcher().num_docs != joined:
+                raise ShardJoinError(f"{self.path}: joined index holds {joined} documents, expected {done + 1}")
             _write_json(shards[0] / IDENTITY_FILE, self.identity)
             os.rename(self.path, scratch / "old")
             os.rename(shards[0], self.path)
