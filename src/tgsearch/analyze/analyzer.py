@@ -104,7 +104,7 @@ class Analyzer:
 
     def _fill_surface(self, surface: str) -> tuple[str, str]:
         if _PLAIN_WORD(surface):  # most surfaces: letters only, no split needed
-            norm = fold(surface)
+            norm = surface.casefold().replace("ё", "е")  # = fold() for letters only
             value = (norm, self.lemmatizer.lemma(norm))
         else:
             norms = []
@@ -119,8 +119,8 @@ class Analyzer:
 
     def _fill_chunk(self, chunk: str) -> tuple[str, str]:
         core = chunk.strip(_EDGE_PUNCT)
-        if core and _PLAIN_WORD(core) and core.lower() not in _URL_HEADS:  # "(Токаева),"
-            norm = fold(core)
+        if core and _PLAIN_WORD(core) and (len(core) > 5 or core.lower() not in _URL_HEADS):  # "(Токаева),"
+            norm = core.casefold().replace("ё", "е")  # = fold() for letters only
             value = (norm, self.lemmatizer.lemma(norm))
         else:
             surfaces = find_surfaces(chunk)
