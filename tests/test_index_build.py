@@ -291,3 +291,44 @@ def test_a_failing_shard_stops_the_others(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="disk full"):
         index.rebuild(backend.store)
     assert int((tmp_path / "second-shard.txt").read_text()) < 20   # stopped after a batch or two
+
+
+KILL_SCRIPT = """
+import sys
+from tgsearch.index import lexical
+from tgsearch.store import Store
+lexical.POOL_MIN, lexical.BATCH = 1, 5
+index = lexical.LexicalIndex(sys.argv[1], workers=2)
+index.rebuild(Store(sys.argv[1], create=False))
+"""
+
+
+@pytest.mark.slow
+def test_a_killed_build_leaves_a_working_index_that_catches_up(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    backend = make_backend(tmp_path)
+    backend.store.upsert(many_posts(6000))
+    backend.after_write()                          # the index is complete before the rebuild
+    before = backend.index.count()
+    backend.close()
+    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(tmp_path / "db")], start_new_session=True)
+    scratch = tmp_path / "db" / "index"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any(p.rglob("*.idx") for p in scratch.glob(BUILD_PREFIX + "*")):
+        time.sleep(0.01)                           # shards have flushed segments: mid-build
+    assert proc.poll() is None, "the build ended before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)            # the parent and its workers
+    proc.wait()
+    from tgsearch.backend import EmbeddedBackend
+
+    reopened = EmbeddedBackend(tmp_path / "db", create=False, vectors="off")
+    assert reopened.index.count() == before        # the old index, untouched
+    assert reopened.check()["ok"]
+    assert reopened.index.rebuild(reopened.store) == before   # and the next build clears the scratch
+    assert not list(scratch.glob(BUILD_PREFIX + "*"))
+    assert reopened.check()["ok"]
