@@ -107,6 +107,8 @@ def test_media_messages():
     assert forwarded.media == ("photo",) and forwarded.forwarded_from == "Пул N3" and forwarded.views == 214400
     album = one("message_media_photo_and_video.html")
     assert album.id == "anna_news/46908" and set(album.media) == {"photo", "video"}
+    assert album.message_ids == (46908, 46909, 46910)  # each photo/video of the album is a message
+    assert one("message_sticker.html").message_ids == (5,)          # not an album: its own id
     assert album.title == "Ночью над Белгородом сбили 3 беспилотника"
     assert "#Белгород #Беспилотники" in album.text
     assert album.links == ("https://t.me/anna_news",)  # relative hashtag-search links are dropped

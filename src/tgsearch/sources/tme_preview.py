@@ -108,7 +108,7 @@ def to_post(node: LexborNode, page_title: str, ctx: ReadContext) -> Post | None:
         id=f"{channel}/{mid}",
         channel=channel,
         channel_title=page_title or owner or channel,
-        message_ids=(mid,),
+        message_ids=_album_ids(node, channel, mid),
         date=date,
         edit_date=_edit_date(node, ctx, where),
         title=derive_title(text),
@@ -161,6 +161,20 @@ def _media(node: LexborNode) -> list[str]:
             kinds.append(kind)
             break
     return unique(kinds)
+
+
+_SINGLE = re.compile(r"^https://t\.me/([A-Za-z0-9_]+)/(\d+)\?single$")
+
+
+def _album_ids(node: LexborNode, channel: str, mid: int) -> tuple[int, ...]:
+    """An album is one message on the page; each of its photos and videos links to its own
+    message (`https://t.me/<channel>/<id>?single`): all of them, the page's id first."""
+    ids = [mid]
+    for link in node.css(".tgme_widget_message_grouped_wrap a[href]"):
+        m = _SINGLE.match((link.attributes.get("href") or "").strip())
+        if m and m.group(1).lower() == channel.lower():
+            ids.append(int(m.group(2)))
+    return tuple(unique(ids))
 
 
 def _link_preview(node: LexborNode) -> tuple[str, list[str]]:
