@@ -102,7 +102,7 @@ def forget_query_vectors(client) -> None:
 
 
 def run_modes(client, queries: list[tuple[str, set[str]]], modes=MODES, rrf: bool = False) -> dict:
-    from tgsearch.search import fusion
+    from tgsearch.search import engine, fusion
 
     out = {}
     variants = [(m, m) for m in modes]
@@ -110,9 +110,9 @@ def run_modes(client, queries: list[tuple[str, set[str]]], modes=MODES, rrf: boo
         variants.append(("hybrid-rrf", "hybrid"))
     for label, mode in variants:
         forget_query_vectors(client)   # every mode's latency includes embedding its queries
-        saved = fusion.fuse
+        saved = engine.fuse
         if label == "hybrid-rrf":
-            fusion.fuse = fusion.rrf   # the engine imports search.fusion.fuse at each search
+            engine.fuse = fusion.rrf   # the engine calls the `fuse` it imported from search.fusion
         try:
             ranks, times = [], []
             for q, relevant in queries:
@@ -120,7 +120,7 @@ def run_modes(client, queries: list[tuple[str, set[str]]], modes=MODES, rrf: boo
                 ranks.append(first_rank(ids, relevant))
                 times.append(took)
         finally:
-            fusion.fuse = saved
+            engine.fuse = saved
         res = rank_metrics(ranks)
         res.update({"p50_ms": pct(times, 50), "p95_ms": pct(times, 95)})
         out[label] = res
