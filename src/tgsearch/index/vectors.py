@@ -779,7 +779,8 @@ class VectorService:
         reset(self.store.root, embedder.name)
         self.store.set_meta(ACTIVE_META_KEY, embedder.name)
         self._index = None
-        return fill(self.store, embedder.name, embedder=embedder, on_batch=on_batch)
+        # By name, not with `embedder`: a large folder then embeds in worker processes (fill).
+        return fill(self.store, embedder.name, on_batch=on_batch)
 
     def status(self) -> dict:
         out = vector_status(self.store, self.model)
