@@ -119,7 +119,8 @@ class Analyzer:
 
     def _fill_chunk(self, chunk: str) -> tuple[str, str]:
         core = chunk.strip(_EDGE_PUNCT)
-        if core and _PLAIN_WORD(core) and (len(core) > 5 or core.lower() not in _URL_HEADS):  # "(Токаева),"
+        # "(Токаева),"; the URL heads are at most 5 letters long
+        if core and _PLAIN_WORD(core) and (len(core) > 5 or core.lower() not in _URL_HEADS):
             norm = core.casefold().replace("ё", "е")  # = fold() for letters only
             value = (norm, self.lemmatizer.lemma(norm))
         else:
