@@ -332,3 +332,18 @@ def test_a_killed_build_leaves_a_working_index_that_catches_up(tmp_path):
     assert reopened.index.rebuild(reopened.store) == before   # and the next build clears the scratch
     assert not list(scratch.glob(BUILD_PREFIX + "*"))
     assert reopened.check()["ok"]
+
+
+def test_an_open_reader_follows_the_swapped_index(tmp_path, small_batches):
+    import time
+
+    reader = make_backend(tmp_path)                 # e.g. `tgsearch serve`, holding the index open
+    assert reader.search(SearchRequest(q="уран", mode="lexical")).total == 1
+    writer = LexicalIndex(tmp_path / "db", Analyzer(), workers=2)
+    reader.store.upsert(many_posts(12))             # "уран" in 2 of them
+    assert writer.rebuild(reader.store) == len(POSTS) + 12
+    deadline = time.monotonic() + 10                 # tantivy's reader polls meta.json
+    while time.monotonic() < deadline and reader.search(SearchRequest(q="уран", mode="lexical")).total != 3:
+        time.sleep(0.1)
+    assert reader.search(SearchRequest(q="уран", mode="lexical")).total == 3
+    assert reader.index.count() == len(POSTS) + 12
