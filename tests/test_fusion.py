@@ -198,6 +198,8 @@ def test_reindex_vectors_switches_the_model(tmp_path):
     found = runner.invoke(main, ["search", "oil price OPEC", "--mode", "semantic", "--db", db, "--json"])
     assert found.exit_code == 0, found.output
     assert json.loads(found.output)["hits"][0]["id"] == "economy/1"
+    shown = runner.invoke(main, ["search", "oil price OPEC", "--db", db])   # hybrid, as printed
+    assert shown.exit_code == 0 and "query model loaded in" in shown.output, shown.output
     bad = runner.invoke(main, ["reindex", "--vectors", "no-such-model", "--db", db])
     assert bad.exit_code != 0 and "unknown embedding model" in bad.output
 
