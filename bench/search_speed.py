@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         if "ingest_s" in result:
             print(f"  ingest (store only)   {result['ingest_s']:.1f} s")
         print(f"  lexical index build   {result['index_s']:.1f} s = {result['index_posts_per_s']:,.0f} posts/s  "
-              f"(CPU: main {result['index_cpu_main_s']:.1f} s, analysis workers {result['index_cpu_workers_s']:.1f} s)")
+              f"(CPU: main {result['index_cpu_main_s']:.1f} s, worker processes {result['index_cpu_workers_s']:.1f} s)")
         print(f"  HTTP /api/search x{result['queries']}: p50 {result['p50_ms']:.1f} ms  p95 {result['p95_ms']:.1f} ms  "
               f"p99 {result['p99_ms']:.1f} ms  max {result['max_ms']:.1f} ms  (mean total {result['mean_total_hits']:.0f})")
         print(f"  server RSS            {result['server_rss_mb']:.0f} MB")

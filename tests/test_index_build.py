@@ -204,7 +204,7 @@ def test_an_unjoinable_build_falls_back_to_one_writer(tmp_path, small_batches, m
     assert not list((tmp_path / "db" / "index").glob(BUILD_PREFIX + "*"))
 
 
-def test_a_first_line_title_is_indexed_once_in_the_body(tmp_path):
+def test_a_first_line_title_is_indexed_once_in_the_body():
     an = Analyzer()
     a = lexical._analyze(an, "c/1", "c", "Уран подорожал", "Уран подорожал\nЦены на уран выросли.", "", "post",
                          None, "[]")

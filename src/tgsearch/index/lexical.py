@@ -44,7 +44,6 @@ META_ID = "\x00meta"
 POST_KINDS = ("post", "article")
 WS = "ws"  # our whitespace tokenizer: the analyzer has already split and normalized
 BATCH = 250          # small batches keep both analysis workers and the writer busy (bench.search_speed)
-WARM_BATCHES = 0     # measured: warming the parent first serialises more than it saves
 POOL_MIN = 4000          # below this many posts, analyzing in-process beats starting workers
 WRITER_HEAP = 256_000_000
 SHARD_HEAP = 128_000_000  # per shard writer: two at once during a parallel build
@@ -180,15 +179,6 @@ def _ranges(versions: list[int], start: int, size: int) -> list[tuple[int, int]]
     if versions and lo < versions[-1]:
         out.append((lo, versions[-1]))
     return out
-
-
-def _warm_then_pool(pool, db_path: str, ranges: list[tuple[int, int]], depth: int):
-    """The first WARM_BATCHES in this process, then the rest in the pool: the workers fork
-    after it (ProcessPoolExecutor starts them on first submit) and inherit the analyzer's
-    caches warmed with the common vocabulary, instead of each paying for it again."""
-    for lo, hi in ranges[:WARM_BATCHES]:
-        yield _analyze_range(db_path, lo, hi)
-    yield from _bounded(pool, db_path, ranges[WARM_BATCHES:], depth)
 
 
 def _bounded(pool, db_path: str, ranges: list[tuple[int, int]], depth: int):
@@ -490,7 +480,7 @@ class LexicalIndex:
             if pool is None:
                 batches = (_analyze_range(db_path, lo, hi) for lo, hi in ranges)
             else:
-                batches = _warm_then_pool(pool, db_path, ranges, self.workers * 3)
+                batches = _bounded(pool, db_path, ranges, self.workers * 3)
             writer = self.open_writer()
             done = 0
             try:
