@@ -37,6 +37,11 @@ class Post:
     language: str = ""
     kind: str = "post"
     origin_file: str = ""
+    edited: bool = False             # the source marks the message edited (t.me/s pages give no time)
+    preview_site: str = ""           # link preview (web page card) under the message
+    preview_title: str = ""
+    preview_description: str = ""
+    deleted: bool = False            # deleted at the source: kept, hidden from search and export
 
     def __post_init__(self) -> None:
         for name in ("date", "edit_date"):
@@ -48,6 +53,8 @@ class Post:
         object.__setattr__(self, "message_ids", tuple(int(m) for m in self.message_ids))
         object.__setattr__(self, "links", tuple(self.links))
         object.__setattr__(self, "media", tuple(self.media))
+        object.__setattr__(self, "edited", bool(self.edited) or self.edit_date is not None)
+        object.__setattr__(self, "deleted", bool(self.deleted))
         if not self.language:
             object.__setattr__(self, "language", guess_language(self.title + " " + self.text))
 
@@ -62,11 +69,18 @@ class Post:
         return self.source_url
 
     def content_hash(self, data: dict | None = None) -> str:
-        """Hash of everything except where it was read from: equal hash = nothing changed."""
+        """Hash of what derived data depends on: everything except where it was read from and the
+        counters (views, reactions) -- equal hash = no re-analysis, re-indexing or re-embedding."""
         data = dict(data) if data is not None else self.to_dict()
-        data.pop("origin_file", None)
+        for name in NOT_HASHED:
+            data.pop(name, None)
         raw = json.dumps(data, ensure_ascii=False, sort_keys=True)
         return hashlib.blake2b(raw.encode("utf-8"), digest_size=16).hexdigest()
+
+    @property
+    def preview_text(self) -> str:
+        """The link preview's title and description, as searchable text."""
+        return "\n".join(t for t in (self.preview_title, self.preview_description) if t)
 
     def to_dict(self) -> dict:
         out = {name: getattr(self, name) for name in _FIELDS}
@@ -100,6 +114,8 @@ class Post:
 
 
 _FIELDS = tuple(f.name for f in fields(Post))
+COUNTERS = ("views", "reactions")                 # refreshed in place, never re-indexed
+NOT_HASHED = COUNTERS + ("origin_file", "deleted")  # deletion has its own path (Store.mark_deleted)
 FIELD_NAMES = _FIELDS + ("url",)
 
 

@@ -65,12 +65,23 @@ MIGRATIONS: list[str] = [
     );
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
+    # 2: edited mark, link previews, deletion marks; channel names set by the user
+    """
+    ALTER TABLE posts ADD COLUMN edited INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE posts ADD COLUMN preview_site TEXT NOT NULL DEFAULT '';
+    ALTER TABLE posts ADD COLUMN preview_title TEXT NOT NULL DEFAULT '';
+    ALTER TABLE posts ADD COLUMN preview_description TEXT NOT NULL DEFAULT '';
+    ALTER TABLE posts ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
+    UPDATE posts SET edited = 1 WHERE edit_date IS NOT NULL;
+    CREATE TABLE channel_names (channel TEXT PRIMARY KEY, title TEXT NOT NULL);
+    """,
 ]
 
 _COLUMNS = (
     "id", "channel", "channel_title", "date", "edit_date", "title", "text", "source_url",
     "publication", "publication_country", "author", "forwarded_from", "reply_to", "views",
     "kind", "language", "origin_file", "message_ids", "links", "reactions", "media",
+    "edited", "preview_site", "preview_title", "preview_description", "deleted",
 )
 _JSON_COLUMNS = ("message_ids", "links", "reactions", "media")
 
@@ -78,12 +89,14 @@ _JSON_COLUMNS = ("message_ids", "links", "reactions", "media")
 @dataclass
 class UpsertResult:
     new: int = 0
-    updated: int = 0
+    updated: int = 0        # text or fields changed: a new version, derived data redone
+    refreshed: int = 0      # only counters (views, reactions) changed: updated in place, same version
     unchanged: int = 0
 
     def add(self, other: "UpsertResult") -> None:
         self.new += other.new
         self.updated += other.updated
+        self.refreshed += other.refreshed
         self.unchanged += other.unchanged
 
 
@@ -182,7 +195,12 @@ class Store:
 
     # -- writes ------------------------------------------------------------------------------
     def upsert(self, posts: Iterable[Post]) -> UpsertResult:
-        """Insert new posts, update changed ones, leave equal ones alone; one transaction."""
+        """Insert new posts, update changed ones, leave equal ones alone; one transaction.
+
+        A post whose text and fields are unchanged but whose counters (views, reactions) moved is
+        refreshed in place: its version stays, so no derived index redoes it. A post deleted at
+        the source stays deleted when a source delivers it again (only `mark_deleted` changes that).
+        """
         posts = list(posts)
         result = UpsertResult()
         if not posts:
@@ -192,22 +210,31 @@ class Store:
         try:
             version = conn.execute("SELECT COALESCE(MAX(version), 0) FROM posts").fetchone()[0]
             ids = [p.id for p in posts]
-            existing: dict[str, tuple[str, str | None]] = {}
+            existing: dict[str, tuple] = {}
             for chunk_start in range(0, len(ids), 500):
                 chunk = ids[chunk_start:chunk_start + 500]
                 marks = ",".join("?" * len(chunk))
-                for row in conn.execute(f"SELECT id, hash, edit_date FROM posts WHERE id IN ({marks})", chunk):
-                    existing[row[0]] = (row[1], row[2])
+                for row in conn.execute(f"SELECT id, hash, edit_date, views, reactions, deleted FROM posts "
+                                        f"WHERE id IN ({marks})", chunk):
+                    existing[row[0]] = (row[1], row[2], row[3], row[4], row[5])
             now = _now()
-            inserts, updates = [], []
+            inserts, updates, counters = [], [], []
             for post in posts:
                 data = post.to_dict()
                 digest = post.content_hash(data)
                 old = existing.get(post.id)
                 if old is not None:
-                    old_hash, old_edit = old
+                    old_hash, old_edit, old_views, old_reactions, old_deleted = old
+                    if old_deleted and not post.deleted:
+                        data["deleted"] = True
                     if old_hash == digest:
-                        result.unchanged += 1
+                        reactions = json.dumps(data["reactions"], ensure_ascii=False)
+                        if (data["views"], reactions) != (old_views, old_reactions):
+                            counters.append((data["views"], reactions, post.id))
+                            existing[post.id] = (digest, old_edit, data["views"], reactions, old_deleted)
+                            result.refreshed += 1
+                        else:
+                            result.unchanged += 1
                         continue
                     new_edit = iso(post.edit_date)
                     if old_edit and (new_edit is None or new_edit < old_edit):
@@ -216,12 +243,14 @@ class Store:
                         continue
                     version += 1
                     updates.append(post_to_row(post, data) + (digest, version, now))
-                    existing[post.id] = (digest, new_edit)
+                    existing[post.id] = (digest, new_edit, data["views"], json.dumps(data["reactions"], ensure_ascii=False),
+                                         data["deleted"])
                     result.updated += 1
                 else:
                     version += 1
                     inserts.append(post_to_row(post, data) + (digest, version, now))
-                    existing[post.id] = (digest, iso(post.edit_date))
+                    existing[post.id] = (digest, iso(post.edit_date), data["views"],
+                                         json.dumps(data["reactions"], ensure_ascii=False), data["deleted"])
                     result.new += 1
             cols = ", ".join(_COLUMNS + ("hash", "version", "ingested_at"))
             marks = ", ".join("?" * (len(_COLUMNS) + 3))
@@ -229,11 +258,63 @@ class Store:
                 conn.executemany(f"INSERT INTO posts({cols}) VALUES({marks})", inserts)
             if updates:
                 conn.executemany(f"INSERT OR REPLACE INTO posts({cols}) VALUES({marks})", updates)
+            if counters:
+                conn.executemany("UPDATE posts SET views=?, reactions=? WHERE id=?", counters)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         return result
+
+    def mark_deleted(self, ids: Iterable[str], deleted: bool = True) -> int:
+        """Mark posts deleted at the source (kept, hidden from search and export); a new version
+        each, so derived indexes drop them. Returns how many changed."""
+        ids = list(dict.fromkeys(ids))
+        if not ids:
+            return 0
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = conn.execute("SELECT COALESCE(MAX(version), 0) FROM posts").fetchone()[0]
+            changed = 0
+            for pid in ids:
+                cur = conn.execute("UPDATE posts SET deleted=?, version=? WHERE id=? AND deleted!=?",
+                                   (int(deleted), version + 1, pid, int(deleted)))
+                if cur.rowcount:
+                    version += 1
+                    changed += 1
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return changed
+
+    # -- channel names -------------------------------------------------------------------------
+    def rename_channel(self, channel: str, title: str) -> int:
+        """Give a channel the title the UI shows (kept across re-ingests); returns its post count."""
+        n = self.conn.execute("SELECT COUNT(*) FROM posts WHERE channel=?", (channel,)).fetchone()[0]
+        if not n:
+            raise NotFoundError(f"no channel {channel!r} in {self.root} (see `tgsearch stats`)")
+        self.conn.execute("INSERT INTO channel_names(channel, title) VALUES(?, ?) "
+                          "ON CONFLICT(channel) DO UPDATE SET title=excluded.title", (channel, title))
+        return n
+
+    def channel_titles(self) -> dict[str, str]:
+        """channel slug -> the title to show: the user's name for it, else the latest title a
+        source gave, else the slug."""
+        titles: dict[str, str] = {}
+        for slug, title in self.conn.execute("SELECT channel, MAX(channel_title) FROM posts GROUP BY channel"):
+            titles[slug] = title or slug
+        for slug, title in self.conn.execute("SELECT channel, title FROM channel_names"):
+            if slug in titles:
+                titles[slug] = title
+        return titles
+
+    def publications(self) -> list[str]:
+        return [p for (p,) in self.conn.execute("SELECT DISTINCT publication FROM posts WHERE publication != ''")]
+
+    def versions_since(self, start: int) -> list[int]:
+        return [v for (v,) in self.conn.execute("SELECT version FROM posts WHERE version > ? ORDER BY version", (start,))]
 
     def record_file(self, path: str, *, format: str, size: int | None, mtime_ns: int | None,
                     posts: int, status: str, error: str = "") -> None:
@@ -266,9 +347,11 @@ class Store:
     def max_version(self) -> int:
         return self.conn.execute("SELECT COALESCE(MAX(version), 0) FROM posts").fetchone()[0]
 
-    def iter_posts(self, *, order: str = "date", batch: int = 2000) -> Iterator[Post]:
+    def iter_posts(self, *, order: str = "date", batch: int = 2000, deleted: bool = False) -> Iterator[Post]:
+        """Every post (deleted ones only with `deleted=True`)."""
         order_sql = {"date": "date, id", "id": "id", "version": "version"}[order]
-        cursor = self.conn.execute(f"SELECT * FROM posts ORDER BY {order_sql}")
+        where = "" if deleted else "WHERE deleted = 0 "
+        cursor = self.conn.execute(f"SELECT * FROM posts {where}ORDER BY {order_sql}")
         while True:
             rows = cursor.fetchmany(batch)
             if not rows:
@@ -289,24 +372,28 @@ class Store:
                 yield row["version"], row_to_post(row)
             last = rows[-1]["version"]
 
-    def ids_and_versions(self) -> dict[str, int]:
-        return {r[0]: r[1] for r in self.conn.execute("SELECT id, version FROM posts")}
+    def ids_and_versions(self, *, deleted: bool = False) -> dict[str, int]:
+        where = "" if deleted else " WHERE deleted = 0"
+        return {r[0]: r[1] for r in self.conn.execute("SELECT id, version FROM posts" + where)}
 
     def stats(self) -> dict:
         conn = self.conn
-        total = self.count()
+        total = conn.execute("SELECT COUNT(*) FROM posts WHERE deleted = 0").fetchone()[0]
+        deleted = conn.execute("SELECT COUNT(*) FROM posts WHERE deleted != 0").fetchone()[0]
+        titles = self.channel_titles()
         channels = [
-            {"channel": r[0], "title": r[1], "posts": r[2], "first": r[3], "last": r[4]}
+            {"channel": r[0], "title": titles.get(r[0], r[0]), "posts": r[1], "first": r[2], "last": r[3]}
             for r in conn.execute(
-                "SELECT channel, MAX(channel_title), COUNT(*), MIN(date), MAX(date) FROM posts "
+                "SELECT channel, COUNT(*), MIN(date), MAX(date) FROM posts WHERE deleted = 0 "
                 "GROUP BY channel ORDER BY COUNT(*) DESC, channel"
             )
         ]
-        kinds = {r[0]: r[1] for r in conn.execute("SELECT kind, COUNT(*) FROM posts GROUP BY kind")}
-        first, last = conn.execute("SELECT MIN(date), MAX(date) FROM posts").fetchone()
+        kinds = {r[0]: r[1] for r in conn.execute("SELECT kind, COUNT(*) FROM posts WHERE deleted = 0 GROUP BY kind")}
+        first, last = conn.execute("SELECT MIN(date), MAX(date) FROM posts WHERE deleted = 0").fetchone()
         files = [dict(r) for r in conn.execute("SELECT path, format, posts, status, error FROM files ORDER BY path")]
         return {
             "posts": total,
+            "deleted": deleted,
             "channels": channels,
             "kinds": kinds,
             "first_date": first,

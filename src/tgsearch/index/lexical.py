@@ -94,6 +94,7 @@ class Analyzed(NamedTuple):
     ts: int | None
     month: str          # "2025-05" (UTC), "" without a date
     has_link: bool
+    deleted: bool = False   # deleted at the source: removed from the index, never added
 
 
 def _terms(analyzer, text: str) -> tuple[str, str]:
@@ -104,7 +105,13 @@ def _terms(analyzer, text: str) -> tuple[str, str]:
     return " ".join(analyzer.index_terms(text)), " ".join(analyzer.exact_terms(text))
 
 
-def _analyze(analyzer, pid, channel, title, text, publication, kind, date_iso, links_json) -> Analyzed:
+def _analyze(analyzer, pid, channel, title, text, publication, kind, date_iso, links_json,
+             preview_title: str = "", preview_description: str = "", deleted: int = 0) -> Analyzed:
+    if deleted:
+        return Analyzed(pid, "", "", "", "", False, channel, publication, kind, None, "", False, True)
+    for extra in (preview_title, preview_description):   # the link preview is searchable text
+        if extra:
+            text = f"{text}\n{extra}" if text else extra
     title_l, title_x = _terms(analyzer, title)
     n = len(title)
     first_line = n > 0 and text.startswith(title) and text[n:n + 1] in ("\n", "")
@@ -129,10 +136,11 @@ def _analyze(analyzer, pid, channel, title, text, publication, kind, date_iso, l
 def analyze_post(analyzer, post: Post) -> Analyzed:
     d = post.to_dict()
     return _analyze(analyzer, post.id, post.channel, post.title, post.text, post.publication, post.kind,
-                    d["date"], "[]" if not post.links else "[1]")
+                    d["date"], "[]" if not post.links else "[1]", post.preview_title, post.preview_description,
+                    post.deleted)
 
 
-_COLUMNS = "id, channel, title, text, publication, kind, date, links"
+_COLUMNS = "id, channel, title, text, publication, kind, date, links, preview_title, preview_description, deleted"
 
 
 def _analyze_range(db_path: str, lo: int, hi: int) -> list[Analyzed]:
@@ -221,8 +229,9 @@ def _build_shard(path: str, db_path: str, ranges: list[tuple[int, int]], pair: i
     while (i := _claim(_claims[pair], forward)) is not None:
         batch = _analyze_range(db_path, *ranges[i])
         for a in batch:
-            writer.add_document(to_document(a))
-        done += len(batch)
+            if not a.deleted:
+                writer.add_document(to_document(a))
+                done += 1
         with _progress.get_lock():
             _progress.value += len(batch)
     if hwm is not None:
@@ -397,7 +406,7 @@ class LexicalIndex:
             return None
 
     def _versions(self, store: Store, start: int) -> list[int]:
-        return [v for (v,) in store.conn.execute("SELECT version FROM posts WHERE version > ? ORDER BY version", (start,))]
+        return store.versions_since(start)
 
     def _parallel(self, versions: list[int]) -> bool:
         return self.workers > 1 and len(versions) >= POOL_MIN
@@ -486,9 +495,10 @@ class LexicalIndex:
             try:
                 for batch in batches:
                     for a in batch:
-                        if replace:
+                        if replace or a.deleted:
                             writer.delete_documents_by_term("id", a.id)
-                        writer.add_document(to_document(a))
+                        if not a.deleted:
+                            writer.add_document(to_document(a))
                     done += len(batch)
                     if on_progress:
                         on_progress(done)

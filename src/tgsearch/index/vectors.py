@@ -192,12 +192,14 @@ class VectorStore:
     def hwm(self) -> int:
         return int(self.get_meta("hwm") or 0)
 
-    def write_batch(self, rows: list[tuple[str, int, Passage, np.ndarray]], hwm: int) -> None:
-        """Replace the entries of the batch's posts and advance the high-water mark, atomically."""
+    def write_batch(self, rows: list[tuple[str, int, Passage, np.ndarray]], hwm: int,
+                    dropped: list[str] | tuple = ()) -> None:
+        """Replace the entries of the batch's posts, drop those of its posts deleted at the source,
+        and advance the high-water mark, atomically."""
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            ids = sorted({r[0] for r in rows})
+            ids = sorted({r[0] for r in rows} | set(dropped))
             for i in range(0, len(ids), 500):
                 chunk = ids[i:i + 500]
                 conn.execute(f"DELETE FROM entries WHERE post_id IN ({','.join('?' * len(chunk))})", chunk)
@@ -346,13 +348,10 @@ def fill(store: Store, model: str | None = None, *, embedder: Embedder | None = 
                 nonlocal done
                 if not pending:
                     return
-                rows: list[tuple[str, int, Passage]] = []
-                for version, post in pending:
-                    for p in passages_for(post):
-                        rows.append((post.id, version, p))
-                vectors = embedder.embed_documents([r[2].text for r in rows])
+                rows = _rows(pending)
+                vectors = embedder.embed_documents([r[2].text for r in rows]) if rows else []
                 vstore.write_batch([(pid, ver, p, vec) for (pid, ver, p), vec in zip(rows, vectors)],
-                                   hwm=max(v for v, _ in pending))
+                                   hwm=max(v for v, _ in pending), dropped=[p.id for _, p in pending if p.deleted])
                 done += len(pending)
                 pending.clear()
                 if on_batch:
@@ -417,8 +416,7 @@ def _fill_parallel(store: Store, model: str, *, batch: int, wait: bool, stop, on
             with ctx.Pool(workers, initializer=_worker_init, initargs=(model, 1)) as pool:
                 def jobs():
                     for posts in _batches(store, vstore.hwm, batch):
-                        rows = [(post.id, version, p) for version, post in posts for p in passages_for(post)]
-                        yield posts, rows
+                        yield posts, _rows(posts)
 
                 pending = []
                 for posts, rows in jobs():
@@ -436,10 +434,15 @@ def _fill_parallel(store: Store, model: str, *, batch: int, wait: bool, stop, on
     return done
 
 
+def _rows(posts: list[tuple[int, Post]]) -> list[tuple[str, int, Passage]]:
+    """(post id, version, passage) to embed for a batch; a post deleted at the source has none."""
+    return [(post.id, version, p) for version, post in posts if not post.deleted for p in passages_for(post)]
+
+
 def _write(vstore: VectorStore, posts, rows, result, *, on_batch, done: int) -> int:
     vectors = result.get()
     vstore.write_batch([(pid, ver, p, vec) for (pid, ver, p), vec in zip(rows, vectors)],
-                       hwm=max(v for v, _ in posts))
+                       hwm=max(v for v, _ in posts), dropped=[p.id for _, p in posts if p.deleted])
     if on_batch:
         on_batch(done + len(posts), vstore.hwm)
     return len(posts)
