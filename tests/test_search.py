@@ -36,8 +36,8 @@ def marked(snippet):
 
 def test_any_word_form_finds_the_post(backend):
     assert ids(backend, "урану") == ["steppe_news/1"]
-    assert ids(backend, "переговорам") == ["steppe_news/1", "steppe_news/2"] or \
-        set(ids(backend, "переговорам")) == {"steppe_news/1", "steppe_news/2"}
+    # both hold a form of "переговоры"; the shorter post ranks first (BM25 length normalisation)
+    assert ids(backend, "переговорам") == ["steppe_news/1", "steppe_news/2"]
 
 
 def test_latin_name_finds_cyrillic(backend):
@@ -170,10 +170,21 @@ def test_facets_and_timeline_follow_the_query(backend):
 
 def test_query_errors_carry_positions(backend):
     with pytest.raises(QueryError) as info:
-        search(backend, "нефть (газ")
+        search(backend, "нефть since:")
     assert info.value.position == 6
     with pytest.raises(QueryError):
         search(backend, "нефть", sort="random")
+
+
+def test_malformed_queries_answer_with_a_notice(backend):
+    for q, expected in [('"Токаев', ["steppe_news/1"]), ("Токаев (уран", ["steppe_news/1"]), ("((((", None)]:
+        result = search(backend, q)
+        assert result.notice, q
+        if expected is not None:
+            assert [h.id for h in result.hits] == expected
+    assert search(backend, "(" * 250 + "уран" + ")" * 250).hits[0].id == "steppe_news/1"
+    assert search(backend, "уран " + "NOT " * 1000 + "газ").notice
+    assert search(backend, "уран").notice == ""
 
 
 def test_hybrid_without_vectors_is_lexical(backend):

@@ -365,11 +365,19 @@ def test_hostile_post_cannot_inject_through_the_snippet(client):
 
 @needs_search
 def test_query_error_is_shown_with_its_position(client):
-    r = client.get("/", params={"q": 'Токаев "визит'})
+    r = client.get("/", params={"q": 'Токаев since:вчера'})
     assert r.status_code == 400
-    assert "unbalanced quote" in r.text and "position" in r.text
+    assert "bad date" in r.text and "position" in r.text
     # The query is shown with the offending character marked.
-    assert '<code class="query-at">Токаев <mark class="err">&#34;</mark>визит</code>' in r.text
+    assert '<code class="query-at">Токаев since:<mark class="err">в</mark>чера</code>' in r.text
+    assert 'value="Токаев since:вчера"' in r.text
+
+
+@needs_search
+def test_a_stray_quote_is_read_leniently_and_said_so(client):
+    r = client.get("/", params={"q": 'Токаев "визит'})
+    assert r.status_code == 200
+    assert 'id="query-notice"' in r.text and "never closed" in r.text
     assert 'value="Токаев &#34;визит"' in r.text or 'value="Токаев &quot;визит"' in r.text
 
 
@@ -380,8 +388,7 @@ def test_browsing_without_a_query_shows_newest_first(client):
 
 
 @needs_search
-def test_export_csv_and_jsonl_stream_every_matching_post(client, monkeypatch):
-    monkeypatch.setattr(routes, "EXPORT_BATCH", 2)   # several engine pages per export
+def test_export_csv_and_jsonl_stream_every_matching_post(client):
     page = client.get("/", params={"q": "Казахстан", "mode": "lexical"}).text
     total = int(re.search(r'<strong id="total">(\d+)</strong>', page).group(1))
     assert 'href="/api/export?q=%D0%9A%D0%B0%D0%B7%D0%B0%D1%85%D1%81%D1%82%D0%B0%D0%BD&amp;mode=lexical&amp;format=csv"' in page
@@ -403,7 +410,7 @@ def test_export_csv_and_jsonl_stream_every_matching_post(client, monkeypatch):
 @needs_search
 def test_export_rejects_bad_format_and_bad_query(client):
     assert client.get("/api/export", params={"q": "x", "format": "xlsx"}).status_code == 400
-    r = client.get("/api/export", params={"q": "(Токаев", "format": "csv"})
+    r = client.get("/api/export", params={"q": "Токаев since:", "format": "csv"})
     assert r.status_code == 400 and r.json()["error"] == "query"
 
 

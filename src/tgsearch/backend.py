@@ -17,10 +17,22 @@ from .store import Store
 
 @runtime_checkable
 class Backend(Protocol):
+    """What the API, UI, CLI (and later collectors and alerts) may use; nothing else."""
+
+    # write
     def ingest(self, paths: Iterable[str | os.PathLike], **options) -> IngestReport: ...
+    def mark_deleted(self, ids: Iterable[str]) -> int: ...
+    def rename_channel(self, channel: str, title: str) -> int: ...
+    # read
     def get(self, post_id: str) -> Post: ...
-    def iter_posts(self) -> Iterator[Post]: ...
+    def get_many(self, ids: list[str]) -> list[Post]: ...
+    def iter_posts(self, *, deleted: bool = False) -> Iterator[Post]: ...
+    def search(self, req) -> "SearchResult": ...
+    def search_all(self, req) -> tuple[int, Iterator[Post]]: ...
+    def similar(self, post_id: str, limit: int = 10) -> "SearchResult": ...
+    def channels(self) -> list[dict]: ...
     def stats(self) -> dict: ...
+    def health(self) -> dict: ...
     def close(self) -> None: ...
 
 
@@ -85,6 +97,39 @@ class EmbeddedBackend:
         """Run a SearchRequest; returns a SearchResult (see tgsearch.search.types)."""
         return self.engine.search(req)
 
+    def search_all(self, req) -> tuple[int, Iterator[Post]]:
+        """(total, every post of the result set in its order), streamed (export): the same posts
+        paging through `search` reaches, however many."""
+        total, batches = self.engine.iter_ids(req)
+
+        def posts() -> Iterator[Post]:
+            for ids in batches:
+                yield from self.get_many(ids)
+        return total, posts()
+
+    def get_many(self, ids: list[str]) -> list[Post]:
+        """Live posts (not deleted) of `ids`, in that order; unknown ids are skipped."""
+        found = self.store.get_many(list(ids))
+        return [found[i] for i in ids if i in found and not found[i].deleted]
+
+    def channels(self) -> list[dict]:
+        """Every channel: slug, title shown, post count, first and last date."""
+        return self.store.stats()["channels"]
+
+    def health(self) -> dict:
+        index = self.index
+        return {"status": "ok", "indexed": index.count(), "hwm": index.hwm()}
+
+    def mark_deleted(self, ids: Iterable[str]) -> int:
+        """Mark posts deleted at the source: kept, hidden from search and export."""
+        n = self.store.mark_deleted(ids)
+        if n:
+            self.after_write()
+        return n
+
+    def rename_channel(self, channel: str, title: str) -> int:
+        return self.store.rename_channel(channel, title)
+
     def reindex(self, on_progress=None) -> int:
         """Throw the lexical index away and build it again from the store."""
         import shutil
@@ -126,8 +171,8 @@ class EmbeddedBackend:
     def get(self, post_id: str) -> Post:
         return self.store.get(post_id)
 
-    def iter_posts(self) -> Iterator[Post]:
-        return self.store.iter_posts()
+    def iter_posts(self, *, deleted: bool = False) -> Iterator[Post]:
+        return self.store.iter_posts(deleted=deleted)
 
     def stats(self) -> dict:
         data = self.store.stats()

@@ -95,13 +95,28 @@ def ingest(paths, db, fmt, encoding, channel, as_json, quiet):
 @db_option
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="jsonl", show_default=True)
 @click.option("--output", "-o", type=click.Path(), default="-", help="File to write (default: stdout).")
-def export(db, fmt, output):
-    """Write every post with all its fields as JSON Lines or CSV."""
+@click.option("--q", "query", default=None, help="Export the results of this search (every one), in its order.")
+@click.option("--mode", type=click.Choice(["hybrid", "lexical", "semantic"]), default="hybrid", show_default=True)
+@click.option("--sort", type=click.Choice(["relevance", "date", "date_asc"]), default="relevance", show_default=True)
+@click.option("--channel", "channels", multiple=True, help="Channel slug or title (repeatable).")
+@click.option("--since", default=None, help="From this day, YYYY-MM-DD.")
+@click.option("--until", default=None, help="Up to this day, YYYY-MM-DD.")
+@click.option("--include-deleted", is_flag=True, help="Also posts deleted at the source (field deleted=true).")
+def export(db, fmt, output, query, mode, sort, channels, since, until, include_deleted):
+    """Write every post (or every result of a search) with all its fields as JSON Lines or CSV."""
     backend = open_backend(db, create=False)
+    if query is not None or channels or since or until:
+        from .search.types import SearchRequest
+
+        req = SearchRequest(q=query or "", mode=mode, sort=sort, channels=tuple(channels),
+                            since=_day_option(since, "since"), until=_day_option(until, "until", end=True))
+        _, posts = backend.search_all(req)
+    else:
+        posts = backend.iter_posts(deleted=include_deleted)
     stream = sys.stdout if output == "-" else open(output, "w", encoding="utf-8", newline="")
     try:
         writer = write_csv if fmt == "csv" else write_jsonl
-        n = writer(backend.iter_posts(), stream)
+        n = writer(posts, stream)
     finally:
         if stream is not sys.stdout:
             stream.close()
@@ -138,6 +153,33 @@ def show(post_id, db):
     """Print one post with every field as JSON."""
     backend = open_backend(db, create=False)
     out.print_json(json.dumps(backend.get(post_id).to_dict(), ensure_ascii=False))
+
+
+@main.group()
+def channels() -> None:
+    """List channels; give a channel the name the UI shows."""
+
+
+@channels.command("list")
+@db_option
+def channels_list(db):
+    """Every channel: slug, title shown, posts, first and last date."""
+    backend = open_backend(db, create=False)
+    table = Table("channel", "title", "posts", "first", "last")
+    for ch in backend.channels():
+        table.add_row(ch["channel"], ch["title"] or "", str(ch["posts"]), ch["first"] or "", ch["last"] or "")
+    out.print(table)
+
+
+@channels.command("rename")
+@click.argument("channel")
+@click.argument("title")
+@db_option
+def channels_rename(channel, title, db):
+    """Show CHANNEL (its slug, see `channels list`) as TITLE everywhere, for good (kept across ingests)."""
+    backend = open_backend(db, create=False)
+    n = backend.rename_channel(channel, title.strip())
+    err.print(f"{channel}: now shown as {title.strip()!r} ({n} posts)", highlight=False, markup=False)
 
 
 # -- search, serve, reindex, check -----------------------------------------------------------------
@@ -181,6 +223,8 @@ def search(query, db, limit, offset, as_json, sort, mode, channels, since, until
     import html as _html
     import re as _re
 
+    if result.notice:
+        err.print(f"note: {result.notice}", highlight=False, markup=False)
     out.print(f"{result.total} posts  ({result.took_ms:.1f} ms{loading})", highlight=False)
     for hit in result.hits:
         marked = _re.sub(r"<mark>(.*?)</mark>", lambda m: "[bold yellow]" + _esc(_html.unescape(m.group(1))) + "[/]",

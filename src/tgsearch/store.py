@@ -14,7 +14,7 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, NamedTuple
 
 from .errors import NotFoundError, StoreError
 from .post import Post, iso, parse_datetime
@@ -84,6 +84,16 @@ _COLUMNS = (
     "edited", "preview_site", "preview_title", "preview_description", "deleted",
 )
 _JSON_COLUMNS = ("message_ids", "links", "reactions", "media")
+
+
+class Facts(NamedTuple):
+    """The filterable facts of a post (see Store.facts)."""
+
+    channel: str
+    publication: str
+    date: datetime | None
+    kind: str
+    links: bool
 
 
 @dataclass
@@ -309,6 +319,32 @@ class Store:
             if slug in titles:
                 titles[slug] = title
         return titles
+
+    def channel_names(self) -> list[tuple[str, str]]:
+        """Every (channel slug, title a source gave it) pair in the store."""
+        return [(r[0], r[1]) for r in self.conn.execute("SELECT DISTINCT channel, channel_title FROM posts")]
+
+    def dates(self, ids: list[str]) -> dict[str, str]:
+        """post id -> its ISO UTC date (posts without a date are absent)."""
+        out: dict[str, str] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for pid, d in self.conn.execute(f"SELECT id, date FROM posts WHERE id IN ({marks}) AND date IS NOT NULL", chunk):
+                out[pid] = d
+        return out
+
+    def facts(self, ids: list[str]) -> dict[str, "Facts"]:
+        """What filters look at (channel, publication, date, kind, links) for live posts, cheaply."""
+        out: dict[str, Facts] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for pid, channel, publication, d, kind, links in self.conn.execute(
+                    f"SELECT id, channel, publication, date, kind, links FROM posts WHERE id IN ({marks}) AND deleted = 0",
+                    chunk):
+                out[pid] = Facts(channel, publication, parse_datetime(d) if d else None, kind, links != "[]")
+        return out
 
     def publications(self) -> list[str]:
         return [p for (p,) in self.conn.execute("SELECT DISTINCT publication FROM posts WHERE publication != ''")]

@@ -96,8 +96,7 @@ def create_app(backend, token: str | None = None) -> FastAPI:
 
     @app.get("/api/health", summary="200 when the store and index are ready")
     def health():
-        index = backend.index
-        return {"status": "ok", "indexed": index.count(), "hwm": index.hwm()}
+        return backend.health()
 
     @app.get("/api/docs", include_in_schema=False, response_class=HTMLResponse)
     def docs():

@@ -11,7 +11,9 @@ candidate lists are fused by `search.fusion.fuse`.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import Iterator
 
 import tantivy
 
@@ -26,8 +28,10 @@ from .snippet import Highlighter
 from .types import MODES, SORTS, Hit, SearchRequest, SearchResult
 
 MAX_LIMIT = 200
-FUSION_DEPTH = 100
+MAX_OFFSET = 1_000_000  # deeper pages are refused by the API; the engine clamps as a backstop
+FUSION_DEPTH = 100      # lexical and semantic candidates fused in hybrid mode (the rest: BM25 order)
 SEMANTIC_HEAD = 20      # semantic-only hits kept beside lexical matches (fusion.FLOOR_RANK)
+SEMANTIC_RESULTS = 500  # semantic mode: the nearest posts (after filters) form the result set
 FACET_SIZE = 50
 INTERVALS = ("auto", "day", "week", "month")
 
@@ -38,6 +42,25 @@ def _passage(post, found: list[str], spans: dict | None) -> str:
     if span is None or "lexical" in found or not post.text:
         return ""
     return post.text[span[0]:span[1]]
+
+
+@dataclass
+class _Plan:
+    """A parsed, compiled search: what ranking and facet counting share."""
+
+    req: SearchRequest
+    query: Query
+    filters: Filters
+    searcher: tantivy.Searcher
+    compiled: tantivy.Query
+    highlight: Highlight
+    names: list[str]
+    spans: dict = field(default_factory=dict)       # semantic hits: the passage closest to the query
+    counted: tantivy.Query | None = None            # what facets count (the compiled query + extras)
+
+    def __post_init__(self):
+        if self.counted is None:
+            self.counted = self.compiled
 
 
 class Engine:
@@ -60,13 +83,13 @@ class Engine:
         version = self.store.max_version()
         if version != self._names_version:
             names: dict[str, dict[str, list[str]]] = {"channel": {}, "publication": {}}
-            titles: dict[str, str] = {}
-            for slug, title in self.store.conn.execute("SELECT DISTINCT channel, channel_title FROM posts"):
-                if title or slug not in titles:
-                    titles[slug] = title or slug
+            titles = self.store.channel_titles()
+            for slug, title in self.store.channel_names():
                 for key in {slug.lower(), (title or "").lower()} - {""}:
                     names["channel"].setdefault(key, []).append(slug)
-            for (pub,) in self.store.conn.execute("SELECT DISTINCT publication FROM posts WHERE publication != ''"):
+            for slug, title in titles.items():
+                names["channel"].setdefault(title.lower(), []).append(slug)
+            for pub in self.store.publications():
                 names["publication"].setdefault(pub.lower(), []).append(pub)
             self._names, self._titles, self._names_version = names, titles, version
         table = self._names.get(field, {})
@@ -79,69 +102,114 @@ class Engine:
     # -- search --------------------------------------------------------------------------------
     def search(self, req: SearchRequest) -> SearchResult:
         started = time.perf_counter()
+        plan = self.plan(req)
+        limit = max(0, min(int(req.limit), MAX_LIMIT))
+        offset = max(0, min(int(req.offset), MAX_OFFSET))
+        page, total = self.ranked(plan, offset, offset + limit)
+        hits = self.hits(page, plan.highlight, plan.spans)
+        result = SearchResult(query=req.q, total=total, took_ms=0.0, hits=hits, mode=req.mode,
+                              limit=limit, offset=offset, notice="; ".join(plan.query.notices))
+        if req.facets:
+            result.facets, result.timeline, result.interval = self.facets(plan.searcher, plan.counted, req.interval)
+        result.took_ms = (time.perf_counter() - started) * 1000
+        return result
+
+    def iter_ids(self, req: SearchRequest, batch: int = 1000) -> tuple[int, Iterator[list[str]]]:
+        """(total, batches of post ids): every result of a search, in its order, for export."""
+        plan = self.plan(req)
+        page, total = self.ranked(plan, 0, None)
+        ids = [pid for pid, _, _ in page]
+
+        def chunks():
+            for i in range(0, len(ids), batch):
+                yield ids[i:i + batch]
+        return total, chunks()
+
+    def plan(self, req: SearchRequest) -> "_Plan":
         if req.sort not in SORTS:
             raise QueryError(f"sort must be one of {', '.join(SORTS)}, not {req.sort!r}", req.q)
         if req.mode not in MODES:
             raise QueryError(f"mode must be one of {', '.join(MODES)}, not {req.mode!r}", req.q)
         if req.interval not in INTERVALS:
             raise QueryError(f"interval must be one of {', '.join(INTERVALS)}, not {req.interval!r}", req.q)
-        limit = max(0, min(int(req.limit), MAX_LIMIT))
-        offset = max(0, int(req.offset))
         query = parse(req.q)
         filters = Filters(channels=tuple(req.channels), since=req.since, until=req.until,
                           kind=req.kind or None, publication=req.publication or None)
         searcher = self.index.searcher()
         compiled, highlight = self.lexical.compile(query, filters, searcher)
+        return _Plan(req, query, filters, searcher, compiled, highlight, self.mode_retrievers(req.mode, query))
 
-        names = self.mode_retrievers(req.mode, query)
-        spans: dict[str, tuple[int, int]] = {}   # semantic hits: the passage closest to the query
+    def ranked(self, plan: "_Plan", start: int, stop: int | None) -> tuple[list, int]:
+        """Results [start, stop) of the whole ordered result set (stop None: to the end), and the
+        total. Every post counted in the total is reachable by some (start, stop)."""
+        names, sort = plan.names, plan.req.sort
         if names == ["lexical"]:
-            cands = self.lexical.retrieve(query, filters, limit=limit, offset=offset, sort=req.sort,
-                                          compiled=compiled, searcher=searcher)
-            page = [(pid, score, ["lexical"]) for pid, score in zip(cands.ids, cands.scores)]
-            total = cands.total
-        else:
-            depth = max(FUSION_DEPTH, offset + limit)
-            lists = []
-            for name in names:
-                r = self.retrievers[name]
-                if name == "lexical":
-                    lists.append(r.retrieve(query, filters, limit=depth, sort=req.sort, compiled=compiled, searcher=searcher))
-                else:
-                    lists.append(r.retrieve(query, filters, limit=depth, sort=req.sort))
-                    spans.update(getattr(lists[-1], "passages", None) or {})
-            fused = lists[0] if len(lists) == 1 else None
-            if fused is not None:
-                merged = [(p, s, [fused.retriever]) for p, s in zip(fused.ids, fused.scores)]
-            else:
-                merged = fuse(lists)
-            lexical = next((c for c in lists if c.retriever == "lexical"), None)
-            if lexical is not None and len(lists) > 1:
-                # Nearest neighbours always exist: beside lexical matches (or instead of them, when
-                # the words occur nowhere), only the semantic list's head counts as a result, so
-                # totals and facets mean "relevant posts"; semantic mode pages further.
-                head = {pid for c in lists if c.retriever != "lexical" for pid in c.ids[:SEMANTIC_HEAD]}
-                merged = [m for m in merged if "lexical" in m[2] or m[0] in head]
-                extra = [m[0] for m in merged if "lexical" not in m[2]]
-                total = lexical.total + len(extra)
-                if extra:
-                    compiled = tantivy.Query.boolean_query([
-                        (tantivy.Occur.Should, compiled),
-                        (tantivy.Occur.Should, tantivy.Query.term_set_query(self.index.schema, "id", extra)),
-                    ])
-            else:
-                total = max([len(merged)] + [c.total for c in lists if c.retriever == "lexical"])
-            if req.sort in ("date", "date_asc"):
-                merged = self.by_date(merged, newest_first=req.sort == "date")
-            page = merged[offset:offset + limit]
+            if stop is None:
+                stop = self.lexical.count(plan.compiled, plan.searcher)
+            cands = self.lexical.retrieve(plan.query, plan.filters, limit=stop - start, offset=start, sort=sort,
+                                          compiled=plan.compiled, searcher=plan.searcher)
+            return [(pid, score, ["lexical"]) for pid, score in zip(cands.ids, cands.scores)], cands.total
+        if names == ["semantic"]:
+            sem = self.retrievers["semantic"].retrieve(plan.query, plan.filters, limit=SEMANTIC_RESULTS, sort=sort)
+            plan.spans.update(sem.passages or {})
+            merged = [(p, s, ["semantic"]) for p, s in zip(sem.ids, sem.scores)]
+            if sort in ("date", "date_asc"):
+                merged = self.by_date(merged, newest_first=sort == "date")
+            return merged[start:stop], len(merged)
+        return self.hybrid(plan, start, stop)
 
-        hits = self.hits(page, highlight, spans)
-        result = SearchResult(query=req.q, total=total, took_ms=0.0, hits=hits, mode=req.mode,
-                              limit=limit, offset=offset)
-        if req.facets:
-            result.facets, result.timeline, result.interval = self.facets(searcher, compiled, req.interval)
-        result.took_ms = (time.perf_counter() - started) * 1000
-        return result
+    def hybrid(self, plan: "_Plan", start: int, stop: int | None) -> tuple[list, int]:
+        """Lexical matches plus the semantic head. The whole result set is every lexical match and
+        the head's posts that match no word ("extras"); relevance order is the fused order over the
+        top FUSION_DEPTH lexical hits and the head, then the remaining lexical hits in BM25 order."""
+        sort = plan.req.sort
+        lexical = self.lexical.retrieve(plan.query, plan.filters, limit=FUSION_DEPTH, sort="relevance",
+                                        compiled=plan.compiled, searcher=plan.searcher)
+        lists = [lexical]
+        for name in plan.names:
+            if name != "lexical":
+                cands = self.retrievers[name].retrieve(plan.query, plan.filters, limit=FUSION_DEPTH, sort="relevance")
+                plan.spans.update(getattr(cands, "passages", None) or {})
+                lists.append(cands)
+        head = list(dict.fromkeys(pid for c in lists[1:] for pid in c.ids[:SEMANTIC_HEAD]))
+        matching = self.lexical.matching(plan.compiled, head, plan.searcher)
+        extras = [pid for pid in head if pid not in matching]
+        total = lexical.total + len(extras)
+        if extras:
+            # facets and the timeline count the same posts as the total
+            plan.counted = tantivy.Query.boolean_query([
+                (tantivy.Occur.Should, plan.compiled),
+                (tantivy.Occur.Should, tantivy.Query.term_set_query(self.index.schema, "id", extras)),
+            ])
+        if stop is None:
+            stop = total
+        if sort in ("date", "date_asc"):
+            # Newest (or oldest) first over the whole set: the lexical matches in date order, the
+            # extras merged in by their dates.
+            lex = self.lexical.retrieve(plan.query, plan.filters, limit=stop, sort=sort,
+                                        compiled=plan.compiled, searcher=plan.searcher)
+            merged = [(p, 0.0, ["lexical"] + (["semantic"] if p in head else [])) for p in lex.ids]
+            merged += [(p, 0.0, ["semantic"]) for p in extras]
+            return self.by_date(merged, newest_first=sort == "date")[start:stop], total
+        in_window = set(lexical.ids) | set(head)
+        window = []
+        for pid, score, found in (fuse(lists) if len(lists) > 1 else
+                                  [(p, s, ["lexical"]) for p, s in zip(lexical.ids, lexical.scores)]):
+            if pid in in_window:
+                labels = (["lexical"] if pid in matching or pid in lexical.ids else []) + \
+                         [f for f in found if f != "lexical"]
+                window.append((pid, score, labels))
+        if stop <= len(window):
+            return window[start:stop], total
+        # Past the fused window: the remaining lexical hits in BM25 order, without the head's
+        # lexical matches already placed in the window.
+        placed = [pid for pid in head if pid in matching and pid not in lexical.ids]
+        need = stop - len(window) + len(placed)
+        tail = self.lexical.retrieve(plan.query, plan.filters, limit=need, offset=len(lexical.ids), sort="relevance",
+                                     compiled=plan.compiled, searcher=plan.searcher)
+        seen = set(placed)
+        rest = [(p, s, ["lexical"]) for p, s in zip(tail.ids, tail.scores) if p not in seen]
+        return (window + rest)[start:stop], total
 
     def mode_retrievers(self, mode: str, query: Query) -> list[str]:
         if mode == "lexical" or query.root is None:
@@ -153,11 +221,9 @@ class Engine:
         return list(self.retrievers)
 
     def by_date(self, merged: list, newest_first: bool) -> list:
-        posts = self.store.get_many([p for p, _, _ in merged])
-        def key(item):
-            post = posts.get(item[0])
-            return post.date.timestamp() if post is not None and post.date else float("-inf")
-        return sorted(merged, key=key, reverse=newest_first)
+        dates = self.store.dates([p for p, _, _ in merged])
+        missing = "" if newest_first else "\uffff"     # undated posts last either way
+        return sorted(merged, key=lambda item: dates.get(item[0]) or missing, reverse=newest_first)
 
     def hits(self, page: list[tuple[str, float, list[str]]], highlight: Highlight,
              spans: dict[str, tuple[int, int]] | None = None) -> list[Hit]:
@@ -166,7 +232,7 @@ class Engine:
         out = []
         for pid, score, found in page:
             post = posts.get(pid)
-            if post is None:  # deleted from the store after indexing; the next catch-up drops it
+            if post is None or post.deleted:  # deleted after indexing; the next catch-up drops it
                 continue
             out.append(Hit(
                 id=post.id, channel=post.channel, channel_title=post.channel_title, date=iso(post.date),

@@ -277,6 +277,20 @@ class LexicalRetriever:
         compiler = Compiler(self.index, searcher or self.index.searcher(), self.resolve, self.weights)
         return compiler.compile(query, filters), compiler.highlight
 
+    def count(self, compiled: tantivy.Query, searcher) -> int:
+        return searcher.search(compiled, 1, count=True).count
+
+    def matching(self, compiled: tantivy.Query, ids: list[str], searcher) -> set[str]:
+        """The posts among `ids` that the compiled query matches."""
+        if not ids:
+            return set()
+        both = tantivy.Query.boolean_query([
+            (Occur.Must, compiled),
+            (Occur.Must, tantivy.Query.term_set_query(self.index.schema, "id", list(ids))),
+        ])
+        hits = searcher.search(both, len(ids), count=False).hits
+        return {searcher.doc(addr).to_dict()["id"][0] for _, addr in hits}
+
     def retrieve(self, query: Query, filters: Filters, *, limit: int, offset: int = 0, sort: str = "relevance",
                  compiled: tantivy.Query | None = None, searcher=None) -> Candidates:
         searcher = searcher or self.index.searcher()

@@ -78,6 +78,7 @@ Node = Word | Phrase | Filter | Not | Or | Seq
 class Query:
     text: str
     root: Node | None        # None for an empty query (filters only / browse)
+    notices: tuple[str, ...] = ()   # how malformed parts were read (stray quotes, brackets, operators)
 
     def walk(self):
         return walk(self.root)
@@ -125,7 +126,10 @@ _WORD = re.compile(r'[^\s()"]+')
 _FIELD = re.compile(r"([A-Za-z_]+):(?!//)")
 
 
-def tokenize(text: str) -> list[Lexeme]:
+def tokenize(text: str, notices: list[str] | None = None) -> list[Lexeme]:
+    """Lexemes of a query. Malformed pieces are read leniently and each reading is appended to
+    `notices` (an unclosed quote runs to the end, an unknown field is a word, ...)."""
+    notices = notices if notices is not None else []
     out: list[Lexeme] = []
     i, n = 0, len(text)
     while i < n:
@@ -148,8 +152,15 @@ def tokenize(text: str) -> list[Lexeme]:
             q = i + 1 if exact else i
             end = text.find('"', q + 1)
             if end < 0:
-                raise QueryError("unbalanced quote: this \" is never closed", text, q)
-            out.append(Lexeme("PHRASE", text[q + 1:end], start, exact=exact))
+                end = n
+                if text[q + 1:].strip():
+                    notices.append(f"the quote at {q + 1} is never closed: read as a phrase to the end of the query")
+                else:
+                    notices.append(f"the quote at {q + 1} is never closed: ignored")
+            if text[q + 1:end].strip():
+                out.append(Lexeme("PHRASE", text[q + 1:end], start, exact=exact))
+            elif end < n:
+                notices.append(f"empty quotes at {q + 1}: ignored")
             i = end + 1
             continue
         if ch == "-" and i + 1 < n and not text[i + 1].isspace() and text[i + 1] != ")" \
@@ -161,12 +172,17 @@ def tokenize(text: str) -> list[Lexeme]:
         if fm:
             name = fm.group(1)
             if name.lower() not in FIELDS:
-                raise QueryError(f"unknown field {name!r} (known: {', '.join(FIELDS)})", text, i)
+                notices.append(f"{name}: is not a field (known: {', '.join(FIELDS)}): read as words")
+                i = fm.end() - 1   # the name becomes a word below; the colon is skipped
+                out.append(Lexeme("WORD", name, fm.start()))
+                i = fm.end()
+                continue
             j = fm.end()
             if j < n and text[j] == '"':
                 end = text.find('"', j + 1)
                 if end < 0:
-                    raise QueryError("unbalanced quote: this \" is never closed", text, j)
+                    notices.append(f"the quote at {j + 1} is never closed: read to the end of the query")
+                    end = n
                 value = text[j + 1:end]
                 nxt = end + 1
             else:
@@ -193,13 +209,103 @@ def tokenize(text: str) -> list[Lexeme]:
         body = word[1:] if exact else word
         prefix = body.endswith("*")
         body = body.rstrip("*") if prefix else body
-        if not body or body == "-":
-            raise QueryError(f"{word!r} needs a word after it", text, i)
+        if not body.strip("-=*"):
+            notices.append(f"{word!r} at {i + 1} is not a word: ignored")
+            i = m.end()
+            continue
         if "*" in body:
-            raise QueryError("* is only allowed at the end of a word (prefix search)", text, i + word.index("*"))
-        out.append(Lexeme("WORD", body, i, exact=exact, prefix=prefix))
+            notices.append(f"* at {i + word.index('*') + 1} only works at the end of a word: read as a space")
+            pieces = [p for p in body.split("*") if p]
+            for k, piece in enumerate(pieces):
+                out.append(Lexeme("WORD", piece, i, exact=exact, prefix=prefix and k == len(pieces) - 1))
+        else:
+            out.append(Lexeme("WORD", body, i, exact=exact, prefix=prefix))
         i = m.end()
     return out
+
+
+MAX_DEPTH = 32   # brackets nested deeper are read as plain grouping (they change nothing there)
+_OPERATORS = ("OR", "AND")
+_NEGATIONS = ("NOT", "MINUS")
+
+
+def _positions(values: list[int]) -> str:
+    return ", ".join(map(str, values[:5])) + (f" and {len(values) - 5} more" if len(values) > 5 else "")
+
+
+def repair(text: str, lexemes: list[Lexeme], notices: list[str]) -> list[Lexeme]:
+    """Make a lexeme list parseable, the way a person pasting text meant it: stray brackets are
+    dropped, unclosed ones closed at the end, brackets nested past MAX_DEPTH and double negations
+    removed, and operators with nothing to join read as words. Each change adds a notice."""
+    lx = list(lexemes)
+    # 1. brackets: match them; drop strays, the unclosed and empty pairs, and those nested too deep
+    drop: set[int] = set()
+    stack: list[int] = []
+    stray, deep = [], 0
+    for k, item in enumerate(lx):
+        if item.kind == "LPAREN":
+            stack.append(k)
+        elif item.kind == "RPAREN":
+            if stack:
+                opened = stack.pop()
+                if len(stack) >= MAX_DEPTH:
+                    drop |= {opened, k}
+                    deep += 1
+                elif all(j in drop for j in range(opened + 1, k)):
+                    drop |= {opened, k}
+                    notices.append(f"empty brackets at {lx[opened].pos + 1}: ignored")
+            else:
+                drop.add(k)
+                stray.append(item.pos + 1)
+    if stray:
+        notices.append(f"the ) at {_positions(stray)} {'has' if len(stray) == 1 else 'have'} no matching (: ignored")
+    if stack:
+        drop.update(stack)
+        notices.append(f"the ( at {_positions([lx[k].pos + 1 for k in stack])} "
+                       f"{'is' if len(stack) == 1 else 'are'} never closed: ignored")
+    if deep:
+        notices.append(f"brackets nested deeper than {MAX_DEPTH} levels: read as one group")
+    lx = [item for k, item in enumerate(lx) if k not in drop]
+    # 2. runs of NOT / - : an even number cancels out, an odd one is one negation
+    out: list[Lexeme] = []
+    k = 0
+    while k < len(lx):
+        if lx[k].kind in _NEGATIONS:
+            j = k
+            while j < len(lx) and lx[j].kind in _NEGATIONS:
+                j += 1
+            if j - k > 1:
+                notices.append(f"{j - k} negations in a row at {lx[k].pos + 1}: read as "
+                               + ("one" if (j - k) % 2 else "none"))
+            if (j - k) % 2:
+                out.append(lx[k])
+            k = j
+            continue
+        out.append(lx[k])
+        k += 1
+    lx = out
+    # 3. operators with nothing to join: words (NOT/AND/OR) or nothing (a lone -)
+    changed = True
+    while changed:
+        changed = False
+        for k, item in enumerate(lx):
+            before = lx[k - 1].kind if k else None
+            after = lx[k + 1].kind if k + 1 < len(lx) else None
+            if item.kind in _OPERATORS and (before in (None, "LPAREN") + _OPERATORS + _NEGATIONS
+                                            or after in (None, "RPAREN") + _OPERATORS):
+                lx[k] = Lexeme("WORD", item.text, item.pos)
+            elif item.kind in _NEGATIONS and after in (None, "RPAREN") + _OPERATORS:
+                if item.kind == "NOT":
+                    lx[k] = Lexeme("WORD", item.text, item.pos)
+                else:
+                    del lx[k]
+            else:
+                continue
+            notices.append(f"{item.text!r} at {item.pos + 1} has nothing to apply to: read as a word"
+                           if item.kind != "MINUS" else f"the - at {item.pos + 1} has nothing to apply to: ignored")
+            changed = True
+            break
+    return lx
 
 
 def _example(name: str) -> str:
@@ -350,6 +456,9 @@ def parse_day(value: str, text: str = "", pos: int | None = None, *, end: bool =
 
 
 def parse(text: str) -> Query:
-    """Parse a query string; raises QueryError(message, query, position) on bad input."""
+    """Parse a query string leniently (see `repair`); QueryError(message, query, position) only
+    where a part cannot mean anything (`since:` without a date, `kind:video`)."""
     text = text or ""
-    return Query(text, _Parser(text, tokenize(text)).parse())
+    notices: list[str] = []
+    lexemes = repair(text, tokenize(text, notices), notices)
+    return Query(text, _Parser(text, lexemes).parse(), tuple(dict.fromkeys(notices)))

@@ -116,7 +116,8 @@ class PostFilter:
     def active(self) -> bool:
         return bool(self.channel_sets or self.publication_sets or self.since or self.until or self.kinds or self.has_link)
 
-    def __call__(self, post: Post) -> bool:
+    def __call__(self, post) -> bool:
+        """`post`: a Post or the Store.facts of one (the same attribute names)."""
         if any(post.channel not in s for s in self.channel_sets):
             return False
         if any(post.publication not in s for s in self.publication_sets):
@@ -169,12 +170,13 @@ class SemanticRetriever:
         fetch = min(MAX_FETCH, want * (OVERFETCH if post_filter.active else 1))
         found = self.vectors.search_vector(qvec, limit=max(fetch, 1))
         if post_filter.active:
-            posts = self.store.get_many([pid for pid, _, _ in found])
-            found = [f for f in found if f[0] in posts and post_filter(posts[f[0]])]
+            facts = self.store.facts([pid for pid, _, _ in found])
+            found = [f for f in found if f[0] in facts and post_filter(facts[f[0]])]
+        total = len(found[:want])
         found = found[offset:want]
         spans = {pid: span for pid, _, span in found}
         cands = SemanticCandidates(
-            self.name, [f[0] for f in found], [f[1] for f in found], len(found), text=text, qvec=qvec,
+            self.name, [f[0] for f in found], [f[1] for f in found], total, text=text, qvec=qvec,
             scorer=lambda ids: self.score(qvec, ids), passages=spans, latin_share=latin_share(text),
             model=self.model,
         )

@@ -64,6 +64,7 @@ class SearchResult:
     facets: dict[str, list[dict]] = field(default_factory=dict)   # {"channel": [{"value","label","count"}], "publication": [...], "month": [...]}
     timeline: list[dict] = field(default_factory=list)            # [{"start": "2025-05-01", "end": "2025-05-07", "count": 3}]
     interval: str = ""
+    notice: str = ""          # how a malformed query was read ("the quote at 5 is never closed: …")
 
     def to_dict(self) -> dict:
         return {
@@ -77,4 +78,5 @@ class SearchResult:
             "facets": self.facets,
             "timeline": self.timeline,
             "interval": self.interval,
+            "notice": self.notice,
         }

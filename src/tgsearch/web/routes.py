@@ -7,7 +7,7 @@
 - ``GET /channels``     every channel with counts and first/last dates
 - ``GET /help``         the query-language help
 - ``GET /login``, ``POST /login``, ``POST /logout``  the token flow (see `auth`)
-- ``GET /api/export``   the whole result set of a search as CSV or JSONL (at most EXPORT_MAX posts)
+- ``GET /api/export``   the whole result set of a search as CSV or JSONL, streamed
 - ``/static/*``         our CSS and JavaScript (no CDN, nothing external)
 
 All post content is escaped by Jinja2's autoescape. The only markup taken from the engine is the
@@ -50,8 +50,6 @@ STATIC = HERE / "static"
 
 PAGE_SIZE = 20
 MAX_PAGE = 500                 # deepest result page offered (PAGE_SIZE * MAX_PAGE results)
-EXPORT_MAX = 100_000           # most posts one export returns (documented in the UI and the API)
-EXPORT_BATCH = 500             # posts fetched per engine call while exporting
 KINDS = ("post", "article")
 INTERVALS = ("auto", "day", "week", "month")
 SIMILAR_LIMIT = 8
@@ -447,7 +445,7 @@ def _environment() -> Environment:
                        fmt_date=fmt_date, fmt_count=fmt_count, linkify=linkify, excerpt=excerpt)
     env.globals.update(version=__version__, MODES=MODES, SORTS=SORTS, KINDS=KINDS, INTERVALS=INTERVALS,
                        MODE_LABELS=MODE_LABELS, SORT_LABELS=SORT_LABELS, KIND_LABELS=KIND_LABELS,
-                       EXPORT_MAX=EXPORT_MAX, PAGE_SIZE=PAGE_SIZE)
+                       PAGE_SIZE=PAGE_SIZE)
     return env
 
 
@@ -517,7 +515,7 @@ class WebUI:
         items = list(getattr(found, "hits", found) or [])[: SIMILAR_LIMIT + 1]
         # Items may be records (Hit, Post, dict) or bare ids / (id, score) pairs: fetch those.
         bare = [i if isinstance(i, str) else i[0] for i in items if isinstance(i, (str, tuple, list)) and i]
-        fetched = {p.id: p for p in self._fetch([str(b) for b in bare])} if bare else {}
+        fetched = {p.id: p for p in self.backend.get_many([str(b) for b in bare])} if bare else {}
         out = []
         for item in items:
             score = None
@@ -642,61 +640,21 @@ class WebUI:
             return JSONResponse({"error": "input", "message": f"format must be one of {', '.join(FORMATS)}, not {fmt!r}"},
                                 status_code=400)
         state = SearchState.from_query(request.query_params)
-        search_fn = getattr(self.backend, "search", None)
-        if search_fn is None:
-            return JSONResponse({"error": "unavailable", "message": "this backend has no search engine"}, status_code=503)
         try:
-            first = search_fn(state.request(limit=EXPORT_BATCH, offset=0, facets=False))
+            total, posts = self.backend.search_all(state.request(limit=0, offset=0, facets=False))
         except QueryError as e:
             return JSONResponse(e.to_dict(), status_code=400)
         except TgsearchError as e:
             return JSONResponse({"error": "search", "message": e.message}, status_code=getattr(e, "status", 500))
-        total = min(first.total, EXPORT_MAX)
-        posts = self._export_posts(state, first, total)
         media = "text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson; charset=utf-8"
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         headers = {
             "content-disposition": f'attachment; filename="tgsearch-{stamp}.{fmt}"',
-            "x-total-count": str(first.total),
+            "x-total-count": str(total),
             "x-export-count": str(total),
-            "x-export-max": str(EXPORT_MAX),
             "cache-control": "no-store",
         }
-        if first.total > EXPORT_MAX:
-            headers["x-export-truncated"] = "1"
         return StreamingResponse(iter_chunks(posts, fmt), media_type=media, headers=headers)
-
-    def _export_posts(self, state: SearchState, first, total: int) -> Iterator[Post]:
-        """Page through the engine (EXPORT_BATCH at a time) until `total` distinct posts."""
-        seen: set[str] = set()
-        result = first
-        offset = 0
-        while True:
-            ids = []
-            for hit in result.hits:
-                if len(seen) >= total:
-                    break
-                if hit.id not in seen:
-                    seen.add(hit.id)
-                    ids.append(hit.id)
-            yield from self._fetch(ids)
-            offset += len(result.hits)
-            if not result.hits or len(seen) >= total or offset >= result.total:
-                return
-            result = self.backend.search(state.request(limit=EXPORT_BATCH, offset=offset, facets=False))
-
-    def _fetch(self, ids: list[str]) -> list[Post]:
-        store = getattr(self.backend, "store", None)
-        if store is not None and hasattr(store, "get_many"):
-            found = store.get_many(ids)
-            return [found[i] for i in ids if i in found]
-        out = []
-        for post_id in ids:
-            try:
-                out.append(self.backend.get(post_id))
-            except NotFoundError:
-                continue
-        return out
 
 
 def pagination(state: SearchState, total: int) -> list[dict]:
@@ -744,7 +702,7 @@ def mount(app: FastAPI, backend, token: str | None = None) -> WebUI:
     @app.get("/api/export")
     def export(request: Request):
         """All posts matching a search (same parameters as the search page) as CSV or JSONL,
-        streamed, at most EXPORT_MAX (100,000) posts; `format=csv|jsonl`."""
+        streamed, every one of them (`X-Total-Count` = rows); `format=csv|jsonl`."""
         return ui.export(request)
 
     @app.get("/login", response_class=HTMLResponse, include_in_schema=False)
