@@ -39,6 +39,7 @@ from markupsafe import Markup, escape
 from .. import __version__
 from ..errors import NotFoundError, QueryError, TgsearchError
 from ..export import FORMATS, iter_chunks
+from ..search.engine import MAX_OFFSET
 from ..post import Post
 from ..search.query import parse_day
 from ..search.types import MODES, SORTS, SearchRequest
@@ -49,7 +50,7 @@ TEMPLATES = HERE / "templates"
 STATIC = HERE / "static"
 
 PAGE_SIZE = 20
-MAX_PAGE = 500                 # deepest result page offered (PAGE_SIZE * MAX_PAGE results)
+MAX_PAGE = MAX_OFFSET // PAGE_SIZE   # deepest result page offered: the engine's deepest offset
 KINDS = ("post", "article")
 INTERVALS = ("auto", "day", "week", "month")
 SIMILAR_LIMIT = 8
