@@ -197,14 +197,54 @@ def test_teaser_page(fixtures):
     farmers, market, forward, bridges, buses, library = posts
     assert farmers.text.count("В долине Серебряной реки") == 1 and "\n***\n" in farmers.text
     assert market.text.count("Старый крытый рынок") == 1
-    assert forward.forwarded_from == "Вечерний обозреватель" and forward.media == ("media",)
+    # The one name the page prints above a post it cannot show is the page's own channel:
+    # that post is the channel's own (a forward would say "Forwarded from").
+    assert {p.channel_title for p in posts} == {"Вечерний обозреватель"} and farmers.channel == "teaser_page"
+    assert forward.forwarded_from == "" and forward.media == ("media",)
     assert forward.text.startswith("Новый маршрут трамвая") and "VIEW IN TELEGRAM" not in forward.text
+    # The link preview under a post: kept as its preview fields, not as text and not dropped.
     assert bridges.media == ("webpage",) and "Областной вестник" not in bridges.text
     assert "Telegram" not in bridges.text.split("\n")
+    assert (bridges.preview_site, bridges.preview_title) == ("Telegram", "Областной вестник")
+    assert bridges.preview_description.startswith("🚧 Ремонт моста на Кленовой улице")
+    assert all(not p.preview_site for p in posts if p is not bridges)
     assert "Два автобуса из трёх" in buses.text and "Перевозчики просят" in buses.text
     assert "Продолжение" not in buses.text and "Начало" not in buses.text
     assert buses.text.count("Мы проследили") == 1
     assert len({p.id for p in posts}) == 6
+
+
+def test_page_of_forwards_from_several_channels(fixtures):
+    posts, ctx = read_fixture(fixtures, "forwards_page.txt")
+    assert not ctx.warnings and not ctx.errors
+    assert len(posts) == 6
+    # Two different names above the posts the page cannot show: forwards, and nothing names the page.
+    assert [p.forwarded_from for p in posts if p.media == ("media",)] == ["Речной дозор", "Лесной патруль"]
+    assert {p.channel_title for p in posts} == {"unnamed dump: forwards_page.txt"}
+    assert {p.channel for p in posts} == {"forwards_page"}
+    bridge = next(p for p in posts if p.title.startswith("Мост через протоку"))
+    # A two-line preview: the site, then a cut-off description (no title line).
+    assert (bridge.preview_site, bridge.preview_title) == ("Telegram", "")
+    assert bridge.preview_description.startswith("❗️Дорожники обещают") and "Дорожники" not in bridge.text
+    assert bridge.media == ("webpage",)
+
+
+def test_dump_naming_no_channel_says_so(fixtures):
+    posts, _ = read_fixture(fixtures, "digest_dump.txt")
+    assert {p.channel_title for p in posts} == {"unnamed dump: digest_dump.txt"}
+    group, _ = read_fixture(fixtures, "group_copy.txt")  # several senders: a group, not named
+    assert {p.channel_title for p in group} == {"unnamed dump: group_copy.txt"}
+
+
+def test_own_name_line_under_a_named_channel_is_not_a_forward(tmp_path):
+    body = ["Первый абзац поста о новой набережной, довольно длинный.", "Второй абзац о скамейках и фонарях."]
+    path = tmp_path / "page.txt"
+    path.write_text("\n".join(["Канал: Городские вести", "Набережная открыта", *body, *body, "Городские вести",
+                               "Парк у реки закрыт на зиму Ворота парка закроют в понедельник…",
+                               "Please open Telegram to view this post", "VIEW IN TELEGRAM"]), encoding="utf-8")
+    posts = list(text_dump.read(path, ReadContext(origin_file=str(path))))
+    assert [(p.forwarded_from, p.media) for p in posts] == [("", ()), ("", ("media",))]
+    assert {p.channel_title for p in posts} == {"Городские вести"}
 
 
 def test_named_channel_and_reactions(fixtures):
@@ -277,7 +317,7 @@ def test_plain_prose_is_not_a_dump(tmp_path):
 
 def test_reingesting_dumps_is_idempotent(fixtures, store):
     first = ingest(store, [fixtures / "text"])
-    assert not first.errors and first.total("new") == 4 + 6 + 2 + 4 + 2
+    assert not first.errors and first.total("new") == 4 + 6 + 2 + 4 + 2 + 6
     again = ingest(store, [fixtures / "text"])
     assert again.total("unchanged") == first.total("new") and again.total("new") == again.total("updated") == 0
 

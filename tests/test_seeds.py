@@ -1,7 +1,8 @@
 """Acceptance on the seed documents in ../shared/seeds, through the real ingest path.
 
 000: a saved mirror page of a press-digest channel (six articles split over messages).
-001: a saved teaser+full channel page (sixteen posts, one split in two, two media forwards).
+001: a saved teaser+full channel page (sixteen posts, one split in two, two media posts under the
+     channel's name, one link preview).
 002-004: web articles saved as text.
 Expectations were counted by hand from the files; only short names, title openings and
 marker strings appear here, never the seed text itself.
@@ -72,7 +73,7 @@ def test_digest_page_gives_six_articles_with_their_headers(seeded):
         assert post.title.startswith(start)
         assert post.text.startswith(post.title)
         assert post.kind == "post" and post.source_url in post.links
-        assert post.channel == "000_21346edfb43f07e1"
+        assert post.channel == "000_21346edfb43f07e1" and post.channel_title.startswith("unnamed dump: ")
     # The two-line all-caps headline is one title.
     assert "\n" not in digest[2].title and digest[2].title.endswith("С ПОСЛАМИ")
     # Header lines do not repeat in the text.
@@ -120,12 +121,13 @@ def test_channel_page_keeps_each_post_once(seeded):
             if len(line) > 40:
                 assert line not in seen, f"repeated in {post.id} and {seen[line]}"
                 seen[line] = post.id
-    # Every line of the page is in some post, except chrome, the forward names and the link preview.
+    # Every line of the page is in some post (its text or its link preview), except chrome and the
+    # channel's name printed above the two posts the page cannot show.
     raw = [line.strip() for line in _one(seeds / "001_*.txt").read_text(encoding="utf-8").split("\n") if line.strip()]
     kept = {line for p in page for line in p.text.split("\n")}
+    kept |= {x for p in page for x in (p.preview_site, p.preview_title, p.preview_description) if x}
     missing = [line for line in raw if line not in kept and not any(c in line for c in PAGE_CHROME + MARKERS)]
-    assert len(missing) == 2 + 3, missing  # "Первый жүз" twice; preview: site, title, description
-    assert missing.count("Первый жүз") == 2 and "Telegram" in missing
+    assert missing == ["Первый жүз"] * 2, missing
 
 
 def test_split_post_is_stitched(seeded):
@@ -141,18 +143,46 @@ def test_split_post_is_stitched(seeded):
     assert "Продолжение" not in text and "Начало☝" not in text
 
 
-def test_forwards_and_link_preview(seeded):
+def test_channel_names_media_posts_and_link_preview(seeded):
     _, _, _, posts = seeded
     page = _from(posts, "001_")
-    forwards = [p for p in page if p.forwarded_from]
-    assert len(forwards) == 2
-    for post in forwards:
-        assert post.forwarded_from == "Первый жүз"
-        assert post.media == ("media",)
+    # The page's one name line (above both posts it cannot show) is its channel; the file name
+    # stays the channel's id, so ids do not change.
+    assert {p.channel_title for p in page} == {"Первый жүз"}
+    assert {p.channel for p in page} == {"001_fbdfde6d65e5302b"}
+    teasers = [p for p in page if p.media == ("media",)]
+    assert len(teasers) == 2
+    for post in teasers:
+        assert post.forwarded_from == ""  # the channel's own posts, not forwards
         assert "\n" not in post.text and post.text.endswith("…")
+    assert not any(p.forwarded_from for p in page)
+    # The digest page names no channel anywhere: the UI says so instead of showing a file slug.
+    assert {p.channel_title for p in _from(posts, "000_")} == {"unnamed dump: 000_21346edfb43f07e1.txt"}
     baku = next(p for p in page if p.title.startswith("Казахстан между Баку"))
     assert baku.media == ("webpage",)
     assert "ПолитНавигатор" not in baku.text
+    # The link preview under it is kept as data (it was dropped): site, title, description.
+    assert baku.preview_site == "Telegram"
+    assert baku.preview_title.startswith("ПолитНавигатор")
+    assert baku.preview_description.startswith("❗️Баку выстраивает")
+    assert [p.id for p in posts if p.preview_site] == [baku.id]  # the only preview block in the seeds
+
+
+def test_link_preview_text_is_searchable(seeded, tmp_path):
+    from tgsearch.backend import EmbeddedBackend
+    from tgsearch.search.types import SearchRequest
+
+    seeds, _, _, posts = seeded
+    baku = next(p for p in _from(posts, "001_") if p.title.startswith("Казахстан между Баку"))
+    backend = EmbeddedBackend(tmp_path / "db", vectors="off")
+    try:
+        backend.ingest([seeds])
+        assert backend.search(SearchRequest(q="Баку противостояния", mode="lexical")).hits[0].id == baku.id
+        # A phrase only the preview card holds: found through the preview fields alone.
+        hits = backend.search(SearchRequest(q='"линию противостояния"', mode="lexical")).hits
+        assert [h.id for h in hits] == [baku.id]
+    finally:
+        backend.close()
 
 
 def test_no_chrome_or_markers_in_any_post(seeded):

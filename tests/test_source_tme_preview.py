@@ -59,7 +59,10 @@ def test_full_channel_page():
     assert preview.media == ("link_preview",)
     assert preview.links == ("https://t.me/infantmilitario/93419", "https://t.me/yaremshooter",
                              "http://t.me/infantmilitario/93419")
-    assert "Telegram — Милитарист" in preview.text  # preview site and title follow the text
+    # the link preview card is data of its own, not text appended to the message
+    assert (preview.preview_site, preview.preview_title) == ("Telegram", "Милитарист")
+    assert preview.preview_description.startswith("Сообщают, что стелу")
+    assert "Милитарист" not in preview.text and "Сообщают, что стелу" not in preview.text
     for post in posts:
         assert "<" not in post.text and "tgme_" not in post.text
 
@@ -89,14 +92,22 @@ def test_link_previews():
     assert post.channel_title == "Tynu40k Goblina (oper.ru)"
     assert post.media == ("link_preview",)
     assert post.links == ("https://vnnews.ru/georgiy-zotov-okkupaciya-volosatym-kr/",)
-    assert "Ваши новости — интернет-газета — Георгий Зотов: ОККУПАЦИЯ ВОЛОСАТЫМ КРАБОМ" in post.text
+    assert post.preview_site == "Ваши новости — интернет-газета"
+    assert post.preview_title == "Георгий Зотов: ОККУПАЦИЯ ВОЛОСАТЫМ КРАБОМ"
+    assert post.preview_description.startswith("Современная журналистика")
+    assert post.text == "https://vnnews.ru/georgiy-zotov-okkupaciya-volosatym-kr/"  # the message's own text only
+    assert post.preview_text == post.preview_title + "\n" + post.preview_description
     text_only = one("message_link_preview_text_only.html")
     assert text_only.views == 246800
     assert text_only.links == ("http://publication.pravo.gov.ru/Document/View/0001202302270011?index=7&rangeSize=1",)
+    assert text_only.preview_site == "publication.pravo.gov.ru"
+    assert text_only.preview_title.startswith("Распоряжение Президента") and text_only.preview_title not in text_only.text
     video = one("message_link_preview_video.html")
     assert video.id == "fighter_bomber/11226" and video.views == 69400
     assert video.text.startswith("Жениться вам, барин, пора! 😁\n\nhttps://t.me/shalnyak/5410")
     assert video.media == ("link_preview",)  # the preview's own video is not the message's
+    assert (video.preview_site, video.preview_title) == ("Telegram", "Shalnyak")
+    assert video.text == "Жениться вам, барин, пора! 😁\n\nhttps://t.me/shalnyak/5410"
 
 
 def test_media_messages():
@@ -171,8 +182,7 @@ OWN_PAGE = """<!DOCTYPE html><html><head><title>Вестник Степи – Te
    <span class="tgme_reaction tgme_reaction_paid"><i class="icon-telegram-stars"></i>5</span>
   </div>
   <div class="tgme_widget_message_footer"><div class="tgme_widget_message_info">
-   <span class="tgme_widget_message_views">1.2M</span><span class="tgme_widget_message_meta"><span class="tgme_widget_message_from_author">Айгерим С.</span>,
-   <span class="tgme_widget_message_edited">edited</span> <a class="tgme_widget_message_date" href="https://t.me/stepnoy_vestnik/120"><time datetime="2024-05-01T09:30:00+05:00" class="time">09:30</time></a></span>
+   <span class="tgme_widget_message_views">1.2M</span><span class="copyonly"> views</span><span class="tgme_widget_message_meta"><span class="tgme_widget_message_from_author" dir="auto">Айгерим С.</span>,&nbsp;edited&nbsp;<a class="tgme_widget_message_date" href="https://t.me/stepnoy_vestnik/120"><time datetime="2024-05-01T09:30:00+05:00" class="time">09:30</time></a></span>
   </div></div>
  </div>
 </div></div>
@@ -194,6 +204,7 @@ def test_own_page_reactions_reply_signature_and_escaped_markup(tmp_path):
     assert post.views == 1_200_000
     assert post.author == "Айгерим С."
     assert post.date == utc(2024, 5, 1, 4, 30, 0)
+    assert post.edited  # t.me's bare "edited" in the meta line
     assert post.edit_date is None  # "edited" without a time: no edit time to record
     assert post.links == ("https://energo.example.kz/tarif",)
 
@@ -220,3 +231,102 @@ def test_ingest_the_shared_folder(store):
     assert failed == sorted(FRAGMENTS)
     saved = store.get("oper_goblin/22358")
     assert saved.forwarded_from == "Пул N3" and saved.views == 214400 and saved.media == ("photo",)
+
+
+# -- edited marks, link preview cards, deep nesting: own pages modelled on t.me's markup ----------
+
+def message(mid: int, text: str, meta: str = "", card: str = "", channel: str = "stepnoy_vestnik") -> str:
+    """One message as t.me/s prints it; `meta` goes before the date link in the meta line, `card`
+    (a link preview) after the text."""
+    return (f'<div class="tgme_widget_message_wrap"><div class="tgme_widget_message js-widget_message" '
+            f'data-post="{channel}/{mid}"><div class="tgme_widget_message_bubble">'
+            f'<div class="tgme_widget_message_text js-message_text" dir="auto">{text}</div>{card}'
+            '<div class="tgme_widget_message_footer compact js-message_footer">'
+            '<div class="tgme_widget_message_info short js-message_info">'
+            '<span class="tgme_widget_message_views">512</span><span class="copyonly"> views</span>'
+            f'<span class="tgme_widget_message_meta">{meta}<a class="tgme_widget_message_date" '
+            f'href="https://t.me/{channel}/{mid}"><time datetime="2024-05-0{mid % 9 + 1}T10:00:00+00:00" '
+            'class="time">10:00</time></a></span></div></div></div></div></div>')
+
+
+def write_page(tmp_path, *messages: str) -> Path:
+    path = tmp_path / "page.html"
+    path.write_text('<html><body><div class="tgme_channel_info"><div class="tgme_channel_info_header_title">'
+                    '<span dir="auto">Вестник Степи</span></div></div><section class="tgme_channel_history">'
+                    + "".join(messages) + "</section></body></html>", encoding="utf-8")
+    return path
+
+
+def test_edited_mark_is_bare_text_in_the_meta_line(tmp_path):
+    path = write_page(
+        tmp_path,
+        message(1, "Поправили сумму в посте про бюджет.", meta="edited&nbsp;"),
+        message(2, "Подпись и правка вместе.",
+                meta='<span class="tgme_widget_message_from_author" dir="auto">Ерлан</span>,&nbsp;edited&nbsp;'),
+        message(3, "Этот пост не правили, хотя в нём есть слово edited.", meta=""),
+        message(4, "Подписант с таким именем не правка.",
+                meta='<span class="tgme_widget_message_from_author" dir="auto">edited</span>,&nbsp;'),
+        message(5, "Правка со временем, если страница его даст.",
+                meta='edited <time datetime="2024-05-07T12:15:00+00:00">12:15</time>&nbsp;'),
+    )
+    posts = read_all(path)
+    assert [p.edited for p in posts] == [True, True, False, False, True]
+    assert [p.edit_date for p in posts] == [None, None, None, None, utc(2024, 5, 7, 12, 15)]
+    assert posts[1].author == "Ерлан" and posts[3].author == "edited"
+    assert all("edited" not in p.text for p in posts[:2])
+
+
+def test_edited_messages_on_the_real_pages():
+    folder = page("full.html").parent
+    edited, total = [], 0
+    for path in sorted(folder.glob("*.html")):
+        if path.name in FRAGMENTS:
+            continue
+        posts = read_all(path)
+        total += len(posts)
+        edited += [p.id for p in posts if p.edited]
+    # Counted by hand: one message of the saved pages says "edited" (and gives no edit time).
+    assert total == 24 and edited == ["fighter_bomber/11226"]
+    assert one("message_link_preview_video.html").edit_date is None
+
+
+PREVIEW_CARD = (
+    '<a class="tgme_widget_message_link_preview" href="{href}">'
+    '<div class="link_preview_site_name accent_color" dir="auto">Степной &lt;b&gt;портал&lt;/b&gt;</div>'
+    '<div class="link_preview_title" dir="auto">Ветряки &lt;script&gt;x()&lt;/script&gt; у Каспия</div>'
+    '<div class="link_preview_description" dir="auto">Новая станция даст ток<br>трём посёлкам.</div></a>')
+
+
+def test_link_preview_card_is_kept_as_fields_not_text(tmp_path):
+    path = write_page(
+        tmp_path,
+        message(7, 'Читайте: <a href="https://steppe.example/wind">steppe.example/wind</a>',
+                card=PREVIEW_CARD.format(href="https://steppe.example/wind")),
+        message(8, "", card=PREVIEW_CARD.format(href="javascript:alert(1)")),
+    )
+    with_text, card_only = read_all(path)
+    assert with_text.text == "Читайте: steppe.example/wind"
+    assert with_text.preview_site == "Степной <b>портал</b>"  # decoded: literal text, escaped when shown
+    assert with_text.preview_title == "Ветряки <script>x()</script> у Каспия"
+    assert with_text.preview_description == "Новая станция даст ток\nтрём посёлкам."
+    assert with_text.links == ("https://steppe.example/wind",)
+    assert with_text.media == ("link_preview",)
+    # A message that is only a card is kept, with the card as its data and no links but http(s).
+    assert card_only.text == "" and card_only.preview_title.startswith("Ветряки")
+    assert card_only.links == () and card_only.media == ("link_preview",)
+
+
+@pytest.mark.parametrize("depth", [2_000, 16_000])
+def test_text_nested_deep_inside_the_message(tmp_path, depth):
+    # A message body wrapped in thousands of elements (208 KB at 16,000): its text and its quoted
+    # reply are told apart however deep they sit.
+    reply = ('<a class="tgme_widget_message_reply" href="https://t.me/stepnoy_vestnik/3">'
+             '<div class="tgme_widget_message_text js-message_text">Цитата</div></a>')
+    inner = "<span>" * depth + reply + '<div class="tgme_widget_message_text js-message_text">Глубоко ' \
+        '<b>вложенный</b> текст</div>' + "</span>" * depth
+    path = tmp_path / "deep.html"
+    path.write_text(f'<div class="tgme_widget_message" data-post="stepnoy_vestnik/9">{inner}'
+                    '<a class="tgme_widget_message_date"><time datetime="2024-05-01T09:30:00+00:00">9:30</time>'
+                    '</a></div>', encoding="utf-8")
+    (post,) = read_all(path)
+    assert post.text == "Глубоко вложенный текст" and post.reply_to == 3

@@ -152,6 +152,7 @@ class Message:
     media: list[str] = field(default_factory=list)  # kinds of media the message carried
     reactions: dict[str, int] = field(default_factory=dict)
     forwarded_from: str = ""
+    preview: tuple[str, str, str] | None = None  # link preview under it: (site, title, description)
     start: int = 0  # line index in the input, for error positions
 
     def has_text(self) -> bool:

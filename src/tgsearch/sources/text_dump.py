@@ -9,10 +9,12 @@ What such a file looks like, and what this reader does about it:
 * press-digest posts ("Издание: …", "Автор:", "Дата:", "Ссылка:") get structured fields;
 * a post whose media the page cannot show ("Please open Telegram to view this post") is
   kept with its teaser, media=("media",); a short name line above such a teaser is the
-  channel it was forwarded from;
+  post's channel: one name throughout the page is the page's own channel (its title, and
+  those posts are its own), several names are the channels the posts were forwarded from;
 * a short block right after a post, not repeated and without a placeholder
-  ("Telegram" / site title / description), is that post's link preview: it is not a post
-  and not text; the post gets media "webpage".
+  ("Telegram" / site title / description), is that post's link preview: not a post and
+  not text, but the post's preview_site / preview_title / preview_description (searchable),
+  and the post gets media "webpage".
 
 Messages copied out of Telegram Desktop as text ("Name, [21.04.2025 10:15]" above each
 message, "[Forwarded from X]", "[ Photo ]") are split at those headers and keep their
@@ -20,7 +22,9 @@ date, forward origin and media; a single sender name across the file is the chan
 
 The file names no channel, so the channel is a slug of the file name (stem), unless the
 first line names it ("Канал: Name", "@username", "https://t.me/username"); callers may
-pass `channel=` to override. Posts carry no message ids and mostly no dates; ids are
+pass `channel=` to override. The channel's title is the name the content gives (that line,
+the single sender of a copy, the name line of a mirror page), else "unnamed dump: <file
+name>", so the UI says the channel is unknown rather than showing a slug. Posts carry no message ids and mostly no dates; ids are
 content hashes of the channel and the digest's source URL, else the headline (or the
 opening text) plus the date where known, so re-ingesting gives the same ids.
 """
@@ -125,6 +129,23 @@ def _drop_channel_line(lines: list[str]) -> list[str]:
     return lines
 
 
+UNNAMED = "unnamed dump:"  # channel title of a dump that names no channel, followed by the file name
+
+
+def own_name(messages: list[Message], title: str) -> str:
+    """The channel's title: `title` when the dump named the channel, else the name a mirror page
+    prints above the posts it cannot show, when that is one name throughout the page (the page's
+    own channel -- t.me prints "Forwarded from" for a forward). Posts under the channel's own name
+    are not forwards."""
+    names = {m.forwarded_from for m in messages if m.forwarded_from}
+    if not title and len(names) == 1:
+        title = names.pop()
+    for msg in messages:
+        if title and msg.forwarded_from == title:
+            msg.forwarded_from = ""
+    return title
+
+
 def messages_from_lines(lines: list[str]) -> list[Message]:
     """Page lines (chrome already removed) to messages in page order."""
     nonblank = [i for i, line in enumerate(lines) if line.strip()]
@@ -175,6 +196,7 @@ def _plain_messages(lines: list[str], start: int, before: list[Message], after_p
     if text_lines and not out and after_post and before and _is_link_preview(text_lines):
         if "webpage" not in before[-1].media:
             before[-1].media.append("webpage")
+        before[-1].preview = _preview_fields(text_lines)
         return out
     if text_lines and all(is_reaction_line(line) for line in text_lines) and (out or before):
         target = out[-1] if out else before[-1]
@@ -188,6 +210,19 @@ def _plain_messages(lines: list[str], start: int, before: list[Message], after_p
 def _is_link_preview(lines: list[str]) -> bool:
     # Site name, then title and/or description; nothing that marks a post of its own.
     return 2 <= len(lines) <= 3 and _name_like(lines[0]) and not any(is_marker(line) for line in lines)
+
+
+PREVIEW_TITLE_MAX = 200  # a second line longer than this is the card's description, not its title
+
+
+def _preview_fields(lines: list[str]) -> tuple[str, str, str]:
+    """(site, title, description) of a link preview block: site name, then title and/or description."""
+    site, *rest = [line.strip() for line in lines]
+    if len(rest) == 2:
+        return site, rest[0], rest[1]
+    if len(rest[0]) > PREVIEW_TITLE_MAX or rest[0].endswith("…"):
+        return site, "", rest[0]
+    return site, rest[0], ""
 
 
 def _mark_media_teaser(msg: Message) -> None:
@@ -209,7 +244,7 @@ def read(path: Path, ctx: ReadContext, *, channel: str | None = None) -> Iterato
     elif named:
         chan, chan_title = named
     else:
-        chan = chan_title = slug(path.stem)
+        chan, chan_title = slug(path.stem), ""
         senders = {h[0] for h in map(copy_header, raw) if h}
         if len(senders) == 1:  # one sender throughout: a channel's messages
             chan_title = senders.pop()
@@ -221,6 +256,7 @@ def read(path: Path, ctx: ReadContext, *, channel: str | None = None) -> Iterato
         if not is_page_chrome(line):
             lines.append(line)
     messages = messages_from_lines(lines)
+    chan_title = own_name(messages, chan_title) or f"{UNNAMED} {path.name}"
     seen: dict[str, int] = {}
     for group in stitch(messages, starts_post=starts_post):
         post = _to_post(group, chan, chan_title, ctx)
@@ -239,13 +275,15 @@ def _to_post(group: list[Message], channel: str, channel_title: str, ctx: ReadCo
     reactions: dict[str, int] = {}
     media: list[str] = []
     forwarded = ""
+    extra: dict = {}
     for msg in group:
         lines.extend(msg.lines)
         for k, v in msg.reactions.items():
             reactions[k] = reactions.get(k, 0) + v
         media.extend(msg.media)
         forwarded = forwarded or msg.forwarded_from
-    extra: dict = {}
+        if msg.preview:
+            extra.update(zip(("preview_site", "preview_title", "preview_description"), msg.preview))
     lines, copied = _strip_copy_lines(lines, media)
     if copied:
         name, date = copied[0]

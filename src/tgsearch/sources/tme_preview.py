@@ -14,7 +14,7 @@ from typing import Iterator
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from ..clean.markup import derive_title, find_links, tidy, unique
+from ..clean.markup import derive_title, find_links, unique
 from ..errors import InputError
 from ..post import Post, parse_datetime
 from . import ReadContext, read_text
@@ -86,12 +86,10 @@ def to_post(node: LexborNode, page_title: str, ctx: ReadContext) -> Post | None:
     body = _main_text(node)
     text, links = html_text(body) if body is not None else ("", [])
     media = _media(node)
-    preview_text, preview_links = _link_preview(node)
-    links += preview_links
+    preview = _link_preview(node)
+    links += preview.pop("links")
     if not text:
         text = _poll_text(node) or _text(node.css_first(".tgme_widget_message_document_title"))
-    if preview_text:
-        text = tidy(f"{text}\n\n{preview_text}")
     if not text and not media:
         return None
     date = None
@@ -110,6 +108,7 @@ def to_post(node: LexborNode, page_title: str, ctx: ReadContext) -> Post | None:
         channel_title=page_title or owner or channel,
         message_ids=_album_ids(node, channel, mid),
         date=date,
+        edited=_edited(node),
         edit_date=_edit_date(node, ctx, where),
         title=derive_title(text),
         text=text,
@@ -121,12 +120,16 @@ def to_post(node: LexborNode, page_title: str, ctx: ReadContext) -> Post | None:
         reactions=_reactions(node),
         media=tuple(media),
         origin_file=ctx.origin_file,
+        **preview,
     )
 
 
 def _inside(node: LexborNode, stop: LexborNode, classes: tuple[str, ...]) -> bool:
+    # Nodes are compared by identity (mem_id): `!=` on selectolax nodes compares their serialised
+    # HTML, which made a message nested in thousands of elements take quadratic time.
+    stop_id = stop.mem_id
     parent = node.parent
-    while parent is not None and parent != stop:
+    while parent is not None and parent.mem_id != stop_id:
         if any(c in (parent.attributes.get("class") or "").split() for c in classes):
             return True
         parent = parent.parent
@@ -177,17 +180,18 @@ def _album_ids(node: LexborNode, channel: str, mid: int) -> tuple[int, ...]:
     return tuple(unique(ids))
 
 
-def _link_preview(node: LexborNode) -> tuple[str, list[str]]:
+def _link_preview(node: LexborNode) -> dict:
+    """The link preview card as Post fields (its URL goes to links; the text stays the message's)."""
     preview = node.css_first(".tgme_widget_message_link_preview")
     if preview is None:
-        return "", []
+        return {"links": []}
     href = (preview.attributes.get("href") or "").strip()
-    site = _text(preview.css_first(".link_preview_site_name"))
-    title = _text(preview.css_first(".link_preview_title"))
-    description = _text(preview.css_first(".link_preview_description"))
-    head = " — ".join(part for part in (site, title) if part)
-    text = "\n".join(part for part in (head, description) if part)
-    return text, [href] if href.startswith(("http://", "https://")) else []
+    return {
+        "links": [href] if href.startswith(("http://", "https://")) else [],
+        "preview_site": _text(preview.css_first(".link_preview_site_name")),
+        "preview_title": _text(preview.css_first(".link_preview_title")),
+        "preview_description": _text(preview.css_first(".link_preview_description")),
+    }
 
 
 def _poll_text(node: LexborNode) -> str:
@@ -215,9 +219,34 @@ def _reactions(node: LexborNode) -> dict[str, int]:
     return out
 
 
+# t.me prints an edited message's mark as bare text in the meta line, before the date link:
+# `<span class="tgme_widget_message_meta">edited&nbsp;<a class="tgme_widget_message_date">…`
+# (after the signature when there is one: `<span …from_author>Name</span>,&nbsp;edited&nbsp;<a …>`).
+_EDITED = re.compile(r"(?<![^\W_])edited(?![^\W_])", re.IGNORECASE)
+
+
+def _meta(node: LexborNode) -> LexborNode | None:
+    return node.css_first(".tgme_widget_message_footer .tgme_widget_message_meta") or node.css_first(
+        ".tgme_widget_message_meta")
+
+
+def _edited(node: LexborNode) -> bool:
+    meta = _meta(node)
+    if meta is None:
+        return False
+    own = " ".join(child.text_content or "" for child in meta.iter(include_text=True) if child.is_text_node)
+    return bool(_EDITED.search(own))
+
+
 def _edit_date(node: LexborNode, ctx: ReadContext, where: str):
-    # t.me marks edits with "edited" and usually no time; only a given time can be kept.
-    stamp = node.css_first(".tgme_widget_message_edited time[datetime]")
+    """The edit time, where the page gives one: a <time> in the meta line besides the date link's.
+    t.me itself gives none (a bare "edited"), so this is None there and `edited` alone is kept."""
+    meta = _meta(node)
+    if meta is None or not _edited(node):
+        return None
+    date_link = meta.css_first(".tgme_widget_message_date")
+    skip = {t.mem_id for t in date_link.css("time")} if date_link is not None else set()
+    stamp = next((t for t in meta.css("time[datetime]") if t.mem_id not in skip), None)
     if stamp is None:
         return None
     try:
