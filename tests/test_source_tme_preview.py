@@ -92,6 +92,7 @@ def test_link_previews():
     assert post.channel_title == "Tynu40k Goblina (oper.ru)"
     assert post.media == ("link_preview",)
     assert post.links == ("https://vnnews.ru/georgiy-zotov-okkupaciya-volosatym-kr/",)
+    assert post.preview_url == post.links[0]
     assert post.preview_site == "Ваши новости — интернет-газета"
     assert post.preview_title == "Георгий Зотов: ОККУПАЦИЯ ВОЛОСАТЫМ КРАБОМ"
     assert post.preview_description.startswith("Современная журналистика")

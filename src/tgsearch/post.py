@@ -41,6 +41,7 @@ class Post:
     preview_site: str = ""           # link preview (web page card) under the message
     preview_title: str = ""
     preview_description: str = ""
+    preview_url: str = ""
     deleted: bool = False            # deleted at the source: kept, hidden from search and export
 
     def __post_init__(self) -> None:

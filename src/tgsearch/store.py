@@ -71,6 +71,7 @@ MIGRATIONS: list[str] = [
     ALTER TABLE posts ADD COLUMN preview_site TEXT NOT NULL DEFAULT '';
     ALTER TABLE posts ADD COLUMN preview_title TEXT NOT NULL DEFAULT '';
     ALTER TABLE posts ADD COLUMN preview_description TEXT NOT NULL DEFAULT '';
+    ALTER TABLE posts ADD COLUMN preview_url TEXT NOT NULL DEFAULT '';
     ALTER TABLE posts ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
     UPDATE posts SET edited = 1 WHERE edit_date IS NOT NULL;
     CREATE TABLE channel_names (channel TEXT PRIMARY KEY, title TEXT NOT NULL);
@@ -81,7 +82,7 @@ _COLUMNS = (
     "id", "channel", "channel_title", "date", "edit_date", "title", "text", "source_url",
     "publication", "publication_country", "author", "forwarded_from", "reply_to", "views",
     "kind", "language", "origin_file", "message_ids", "links", "reactions", "media",
-    "edited", "preview_site", "preview_title", "preview_description", "deleted",
+    "edited", "preview_site", "preview_title", "preview_description", "preview_url", "deleted",
 )
 _JSON_COLUMNS = ("message_ids", "links", "reactions", "media")
 

@@ -186,8 +186,10 @@ def _link_preview(node: LexborNode) -> dict:
     if preview is None:
         return {"links": []}
     href = (preview.attributes.get("href") or "").strip()
+    web = href.startswith(("http://", "https://"))
     return {
-        "links": [href] if href.startswith(("http://", "https://")) else [],
+        "links": [href] if web else [],
+        "preview_url": href if web else "",
         "preview_site": _text(preview.css_first(".link_preview_site_name")),
         "preview_title": _text(preview.css_first(".link_preview_title")),
         "preview_description": _text(preview.css_first(".link_preview_description")),
