@@ -17,6 +17,7 @@ MODULES = [
     "bench.search_speed",
     "bench.web_speed",
     "bench.semantic",
+    "bench.completeness",
 ]
 
 
