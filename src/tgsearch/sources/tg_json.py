@@ -121,23 +121,22 @@ def _stream(path: Path, stream, reader: _CountingReader, ctx: ReadContext) -> It
         # Numbers as Python ints (any size) and Decimals, not yajl's: those abort the whole parse on
         # one out-of-range number. Decimals become floats (1e400 -> inf, refused by Post).
         for event, value in ijson.basic_parse(stream):
-            if event == "number" and isinstance(value, Decimal):
-                value = float(value)
             if in_message:
-                if event in ("start_map", "start_array"):
+                if event == "start_map" or event == "start_array":
                     depth += 1
-                elif event in ("end_map", "end_array"):
-                    depth -= 1
-                if builder is not None:
-                    if depth > MAX_DEPTH:
+                    if depth > MAX_DEPTH and builder is not None:
                         # Skip the rest of this message without building it; the export goes on.
                         mid = builder.value.get("id") if isinstance(builder.value, dict) else None
                         builder = None
                         ctx.error(f"message nested more than {MAX_DEPTH} levels deep: skipped",
                                   f"message {mid if mid is not None else f'#{messages}'}",
                                   "the other messages were read; check this one in Telegram")
-                    else:
-                        builder.event(event, value)
+                elif event == "end_map" or event == "end_array":
+                    depth -= 1
+                elif event == "number" and type(value) is Decimal:
+                    value = float(value)
+                if builder is not None:
+                    builder.event(event, value)
                 if depth == 0:
                     in_message = False
                     if builder is not None:
