@@ -185,7 +185,7 @@ class _Budget:
     def __enter__(self) -> "_Budget":
         if hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread():
             self._old_handler = signal.signal(signal.SIGALRM, self._alarm)
-            self._old_timer = signal.setitimer(signal.ITIMER_REAL, self.seconds, 1.0)
+            self._old_timer = signal.setitimer(signal.ITIMER_REAL, self.seconds)
         return self
 
     def __exit__(self, *exc) -> None:

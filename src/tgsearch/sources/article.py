@@ -29,7 +29,7 @@ from urllib.parse import urljoin, urlparse
 from ..clean.chrome import cut_related, is_article_chrome, is_page_chrome, is_page_footer
 from ..clean.digest import clean_author, field_of, is_bare_date, parse_date
 from ..clean.markup import URL_RE, derive_title, find_links, strip_markdown, tidy, unique
-from ..errors import InputError
+from ..errors import InputError, TgsearchError
 from ..post import Post, content_id, parse_datetime
 from . import ReadContext, bom_encoding, channel_name, decode, read_text
 
@@ -270,6 +270,8 @@ def _from_trafilatura(html: str) -> Article | None:
             html, with_metadata=True, include_links=True, include_comments=False, include_tables=True,
             date_extraction_params={"outputformat": "%Y-%m-%dT%H:%M:%S%z", "original_date": True},
         )
+    except TgsearchError:
+        raise  # the ingest's per-file time limit, not a parser error
     except Exception:  # noqa: BLE001 - trafilatura raises assorted parser errors on broken pages
         return None
     if doc is None:
