@@ -142,6 +142,8 @@ def ingest_file(store: Store, path: Path, *, encoding: str | None = None, format
                 budget.check()
     except TgsearchError as e:
         report.error = e.message
+    except sqlite3.Error:
+        raise  # the store failed (locked, disk full): not this file's fault
     except Exception as e:  # noqa: BLE001 - the per-file guard: a reader's crash costs only its file
         problem = "nested too deeply" if isinstance(e, RecursionError) else f"{type(e).__name__}: {e}"
         report.error = InputError(origin, f"could not be read as {report.format or 'any format'} ({problem[:300]})",
