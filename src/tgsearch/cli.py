@@ -80,7 +80,7 @@ def ingest(paths, db, fmt, encoding, channel, as_json, quiet):
     else:
         out.print(
             f"files: {summary['files']}  posts: {summary['posts']}  new: {summary['new']}  "
-            f"updated: {summary['updated']}  unchanged: {summary['unchanged']}  "
+            f"updated: {summary['updated']}  refreshed: {summary['refreshed']}  unchanged: {summary['unchanged']}  "
             f"errors: {len(summary['errors'])}  (store: {backend.root})",
             highlight=False,
         )

@@ -45,19 +45,79 @@ class Post:
     deleted: bool = False            # deleted at the source: kept, hidden from search and export
 
     def __post_init__(self) -> None:
+        # Validation at the edge: anything the store cannot hold (an int beyond SQLite's signed
+        # 64 bits, an infinite number, a date outside years 1-9999, a list of the wrong type) is a
+        # ValueError naming the field, which a reader reports as one bad record.
+        def whole(value, name: str) -> int:
+            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+                raise ValueError(f"{name} must be a whole number, not {type(value).__name__}")
+            if isinstance(value, float):
+                if not value.is_integer():
+                    raise ValueError(f"{name} {value!r} is not a finite whole number")
+                value = int(value)
+            elif isinstance(value, str):
+                digits = value.strip()
+                if not (digits.lstrip("-").isascii() and digits.lstrip("-").isdigit()) or len(digits) > 40:
+                    raise ValueError(f"{name} {value[:40]!r} is not a whole number")
+                value = int(digits)
+            if not -(1 << 63) <= value < (1 << 63):
+                shown = str(value) if len(str(value)) <= 40 else f"of {len(str(value))} digits"
+                raise ValueError(f"{name} {shown} is out of range (a 64-bit integer, at most 9223372036854775807)")
+            return value
+
+        def strings(value, name: str) -> tuple[str, ...]:
+            if value is None:
+                return ()
+            if not isinstance(value, (list, tuple)):
+                raise ValueError(f"{name} must be a list of strings, not {type(value).__name__}")
+            for item in value:
+                if not isinstance(item, str):
+                    raise ValueError(f"{name} must be a list of strings, not contain {type(item).__name__}")
+            return tuple(value)
+
+        set_ = object.__setattr__
+        if not isinstance(self.id, str) or not self.id:
+            raise ValueError(f"id must be a non-empty string, not {self.id!r}"[:120])
+        for name in ("channel", "text", "channel_title", "title", "source_url", "publication", "publication_country",
+                     "author", "forwarded_from", "language", "origin_file", "preview_site", "preview_title",
+                     "preview_description"):
+            value = getattr(self, name)
+            if not isinstance(value, str):
+                if value is not None or name in ("channel", "text"):
+                    raise ValueError(f"{name} must be a string, not {type(value).__name__}")
+                set_(self, name, "")
         for name in ("date", "edit_date"):
             value = getattr(self, name)
             if value is not None:
-                object.__setattr__(self, name, to_utc(value))
+                try:
+                    set_(self, name, parse_datetime(value))
+                except ValueError as e:
+                    raise ValueError(f"{name}: {e}") from None
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, not {self.kind!r}")
-        object.__setattr__(self, "message_ids", tuple(int(m) for m in self.message_ids))
-        object.__setattr__(self, "links", tuple(self.links))
-        object.__setattr__(self, "media", tuple(self.media))
-        object.__setattr__(self, "edited", bool(self.edited) or self.edit_date is not None)
-        object.__setattr__(self, "deleted", bool(self.deleted))
+        ids = self.message_ids
+        if ids is None:
+            ids = ()
+        elif not isinstance(ids, (list, tuple)):
+            raise ValueError(f"message_ids must be a list of numbers, not {type(ids).__name__}")
+        set_(self, "message_ids", tuple(whole(m, "message_ids item") for m in ids))
+        set_(self, "links", strings(self.links, "links"))
+        set_(self, "media", strings(self.media, "media"))
+        for name in ("reply_to", "views"):
+            value = getattr(self, name)
+            if value is not None:
+                set_(self, name, whole(value, name))
+        reactions = self.reactions if self.reactions is not None else {}
+        if not isinstance(reactions, dict):
+            raise ValueError(f"reactions must be an object of counts, not {type(reactions).__name__}")
+        for key, count in reactions.items():
+            if not isinstance(key, str):
+                raise ValueError(f"reactions keys must be strings, not {type(key).__name__}")
+        set_(self, "reactions", {key: whole(count, f"reactions[{key[:20]!r}]") for key, count in reactions.items()})
+        set_(self, "edited", bool(self.edited) or self.edit_date is not None)
+        set_(self, "deleted", bool(self.deleted))
         if not self.language:
-            object.__setattr__(self, "language", guess_language(self.title + " " + self.text))
+            set_(self, "language", guess_language(self.title + " " + self.text))
 
     @property
     def url(self) -> str:
@@ -134,14 +194,26 @@ def iso(value: datetime | None) -> str | None:
 
 
 def parse_datetime(value) -> datetime:
-    if isinstance(value, datetime):
-        return to_utc(value)
-    if isinstance(value, (int, float)):
-        return datetime.fromtimestamp(value, tz=timezone.utc)
-    text = str(value).strip()
-    if text.endswith("Z"):
-        text = text[:-1] + "+00:00"
-    return to_utc(datetime.fromisoformat(text))
+    """A datetime, unix time (seconds) or ISO 8601 string as an aware UTC datetime; ValueError
+    with the reason for anything else (out of range, not finite, not a date)."""
+    try:
+        if isinstance(value, datetime):
+            return to_utc(value)
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ValueError(f"expected an ISO 8601 date or a unix time, not {type(value).__name__}")
+        if isinstance(value, (int, float)):
+            if value != value or value in (float("inf"), float("-inf")):
+                raise ValueError(f"unix time {value!r} is not a finite number")
+            if not -62135596800 <= value < 253402300800:
+                hint = " (milliseconds? a unix time counts seconds)" if abs(value) < 253402300800000 else ""
+                raise ValueError(f"unix time {value:.6g} is out of range (years 1-9999){hint}")
+            return datetime.fromtimestamp(value, tz=timezone.utc)
+        text = value.strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        return to_utc(datetime.fromisoformat(text))
+    except (OverflowError, OSError) as e:
+        raise ValueError(f"date {str(value)[:40]!r} is out of range (years 1-9999)") from e
 
 
 _USERNAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{3,31}")

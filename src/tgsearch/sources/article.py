@@ -29,10 +29,9 @@ from urllib.parse import urljoin, urlparse
 from ..clean.chrome import cut_related, is_article_chrome, is_page_chrome, is_page_footer
 from ..clean.digest import clean_author, field_of, is_bare_date, parse_date
 from ..clean.markup import URL_RE, derive_title, find_links, strip_markdown, tidy, unique
-from .text_dump import slug
-from ..errors import InputError
+from ..errors import InputError, TgsearchError
 from ..post import Post, content_id, parse_datetime
-from . import ReadContext, decode, read_text
+from . import ReadContext, bom_encoding, channel_name, decode, read_text
 
 NAME = "article"
 TEXT_SUFFIXES = (".txt", ".text", ".md", ".markdown")
@@ -271,6 +270,8 @@ def _from_trafilatura(html: str) -> Article | None:
             html, with_metadata=True, include_links=True, include_comments=False, include_tables=True,
             date_extraction_params={"outputformat": "%Y-%m-%dT%H:%M:%S%z", "original_date": True},
         )
+    except TgsearchError:
+        raise  # the ingest's per-file time limit, not a parser error
     except Exception:  # noqa: BLE001 - trafilatura raises assorted parser errors on broken pages
         return None
     if doc is None:
@@ -381,6 +382,8 @@ def _read_html(path: Path, encoding: str | None) -> str:
         data = path.read_bytes()
     except OSError as e:
         raise InputError(str(path), f"cannot read ({e.strerror})", "check the path and permissions") from e
+    if bom_encoding(data):
+        return decode(path, data)  # a byte order mark outranks a <meta> charset
     m = _CHARSET.search(data[:4096])
     declared = m.group(1).decode("ascii").lower() if m else "utf-8"
     if declared not in ("utf-8", "utf8"):
@@ -402,7 +405,7 @@ def read(path: Path, ctx: ReadContext) -> Iterator[Post]:
             art = parse_text_article(text, markdown=path.suffix.lower() in (".md", ".markdown"))
     if not art.text.strip():
         raise InputError(str(path), "no article text found", "is it an empty or script-only page?")
-    channel = slug(ctx.channel) if ctx.channel else channel_for(art.source_url)
+    channel = channel_name(ctx.channel, "web") if ctx.channel else channel_for(art.source_url)
     body_start = art.text[len(art.title):].strip() if art.title and art.text.startswith(art.title) else art.text
     first_para = body_start.split("\n", 1)[0][:300]
     links = list(art.links) + find_links(art.text)

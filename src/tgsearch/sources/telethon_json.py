@@ -13,8 +13,8 @@ from typing import Iterator
 
 from ..clean.markup import derive_title, find_links, strip_markdown, tidy, unique
 from ..errors import InputError
-from ..post import Post, is_username, parse_datetime
-from . import ReadContext, read_text
+from ..post import Post, content_id, is_username, parse_datetime
+from . import ReadContext, channel_name, guarded, read_text
 
 NAME = "telethon-json"
 
@@ -33,7 +33,7 @@ def channel_slug(record: dict) -> str:
     for key in ("username", "channel_username"):
         value = record.get(key)
         if isinstance(value, str) and is_username(value.lstrip("@")):
-            return value.lstrip("@")
+            return channel_name(value)
     peer = record.get("channel_id") or record.get("peer_id") or record.get("sender_id")
     if isinstance(peer, (int, str)) and str(peer).lstrip("-").isdigit():
         digits = str(peer).lstrip("-")
@@ -42,7 +42,7 @@ def channel_slug(record: dict) -> str:
         return f"c{digits}"
     title = record.get("channel")
     if isinstance(title, str) and is_username(title.lstrip("@")):
-        return title.lstrip("@")
+        return channel_name(title)
     return ""
 
 
@@ -57,13 +57,13 @@ def to_post(record: dict, ctx: ReadContext, index: int) -> Post | None:
         return None
     try:
         date = parse_datetime(record["date"]) if record.get("date") else None
-    except (ValueError, TypeError) as e:
-        ctx.error(f"bad date {record.get('date')!r} ({e})", f"item {index}")
+    except ValueError as e:
+        ctx.error(f"bad date ({e})", f"item {index}")
         return None
     slug = channel_slug(record)
     title = record.get("channel") if isinstance(record.get("channel"), str) else ""
     if not slug:
-        slug = re.sub(r"\W+", "_", title).strip("_").lower() or Path(ctx.origin_file).stem
+        slug = channel_name(title) or channel_name(Path(ctx.origin_file).stem, "telethon")
     text, md_links = strip_markdown(raw_text)
     text = tidy(text)
     media = []
@@ -71,29 +71,29 @@ def to_post(record: dict, ctx: ReadContext, index: int) -> Post | None:
         media.append(str(record["media"]) if isinstance(record["media"], str) else "media")
     if not text and not media:
         return None
-    try:
-        mid = int(message_id) if message_id is not None else None
-    except (TypeError, ValueError):
-        ctx.error(f"message_id {message_id!r} is not a number", f"item {index}")
+    if isinstance(message_id, (int, float)) and not isinstance(message_id, bool) and float(message_id).is_integer() \
+            or isinstance(message_id, str) and message_id.isascii() and message_id.isdigit():
+        mid = int(message_id)
+    elif message_id is None:
+        mid = None
+    else:
+        ctx.error(f"message_id {str(message_id)[:40]!r} is not a whole number", f"item {index}")
         return None
-    post_id = f"{slug}/{mid}" if mid is not None else None
-    if post_id is None:
-        from ..post import content_id
-
-        post_id = content_id(slug, text, str(date))
+    post_id = f"{slug}/{mid}" if mid is not None else content_id(slug, text, str(date))
+    # Post checks the rest (ids, counts and dates within range): a bad value is a ValueError.
     return Post(
         id=post_id,
         channel=slug,
         channel_title=title or slug,
         message_ids=(mid,) if mid is not None else (),
         date=date,
-        edit_date=parse_datetime(record["edit_date"]) if record.get("edit_date") else None,
+        edit_date=record.get("edit_date") or None,
         title=derive_title(text),
         text=text,
         links=tuple(unique(md_links + find_links(text))),
-        views=record.get("views") if isinstance(record.get("views"), int) else None,
+        views=record.get("views") if isinstance(record.get("views"), (int, float)) else None,
         forwarded_from=str(record.get("fwd_from") or record.get("forwarded_from") or ""),
-        reply_to=record.get("reply_to_msg_id") if isinstance(record.get("reply_to_msg_id"), int) else None,
+        reply_to=record.get("reply_to_msg_id") if isinstance(record.get("reply_to_msg_id"), (int, float)) else None,
         media=tuple(media),
         origin_file=ctx.origin_file,
     )
@@ -106,9 +106,12 @@ def read(path: Path, ctx: ReadContext) -> Iterator[Post]:
     except json.JSONDecodeError as e:
         raise InputError(str(path), f"malformed JSON ({e.msg})", "the file may be truncated; re-export it",
                          position=f"line {e.lineno} col {e.colno}") from e
+    except (ValueError, RecursionError) as e:  # a number of over 4300 digits, nesting too deep
+        problem = "nested too deeply" if isinstance(e, RecursionError) else str(e)
+        raise InputError(str(path), f"unreadable JSON ({problem})", "fix the file or split it") from e
     if not isinstance(records, list):
         raise InputError(str(path), "expected a JSON array of messages", "see README 'Sources'")
     for index, record in enumerate(records):
-        post = to_post(record, ctx, index)
+        post = guarded(ctx, f"item {index}", to_post, record, ctx, index)
         if post is not None:
             yield post

@@ -19,7 +19,7 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 from ..clean.markup import derive_title, find_links, tidy, unique
 from ..errors import InputError
 from ..post import Post
-from . import ReadContext, read_text
+from . import ReadContext, guarded, read_text
 
 NAME = "tg-desktop-html"
 
@@ -155,7 +155,7 @@ def _read_tree(path: Path, tree: LexborHTMLParser, ctx: ReadContext) -> Iterator
             sender = from_name
         elif "joined" not in classes:
             sender = ""
-        post = _to_post(node, int(m.group(1)), slug, title, sender, ctx)
+        post = guarded(ctx, f"message {m.group(1)}", _to_post, node, int(m.group(1)), slug, title, sender, ctx)
         if post is not None:
             yield post
 

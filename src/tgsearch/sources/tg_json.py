@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
+from decimal import Decimal
 from pathlib import Path
 from typing import Iterator
 
@@ -22,9 +23,10 @@ from ijson.common import ObjectBuilder
 from ..clean.markup import derive_title, find_links, tidy, unique
 from ..errors import InputError
 from ..post import Post, parse_datetime
-from . import ReadContext
+from . import ReadContext, Utf8Stream, channel_name, guarded
 
 NAME = "tg-desktop-json"
+STREAMING = True  # one message in memory at a time: no file size limit
 
 _SINGLE_HEAD = re.compile(r'"messages"\s*:\s*\[')
 _CHAT_TYPE = re.compile(r'"type"\s*:\s*"(message|service|personal_chat|bot_chat|saved_messages|'
@@ -43,6 +45,7 @@ _MEDIA_TYPES = {
     "animation": "gif",
     "sticker": "sticker",
 }
+MAX_DEPTH = 100  # nesting within one message; real text entity lists go 2-3 levels deep
 _NOT_INCLUDED = "("  # "(File not included. Change data exporting settings to download.)"
 
 
@@ -100,54 +103,96 @@ def read(path: Path, ctx: ReadContext) -> Iterator[Post]:
         raise InputError(str(path), f"cannot read ({e.strerror})", "check the path and permissions") from e
     with handle:
         reader = _CountingReader(handle)
-        yield from _stream(path, reader, ctx)
+        yield from _stream(path, Utf8Stream(reader, path, ctx.encoding), reader, ctx)
 
 
-def _stream(path: Path, reader: _CountingReader, ctx: ReadContext) -> Iterator[Post]:
+def _stream(path: Path, stream, reader: _CountingReader, ctx: ReadContext) -> Iterator[Post]:
+    # basic_parse, not parse: ijson's prefixes are strings as long as the nesting is deep, built
+    # for every event (quadratic in a message nested 100,000 levels deep). The path is kept here
+    # and joined only near the top, where chats and messages sit.
     chat = _Chat()
     builder: ObjectBuilder | None = None
+    in_message = False
     depth = 0
     last_id = None
     messages = 0
+    path_keys: list = []
     try:
-        for prefix, event, value in ijson.parse(reader, use_float=True):
-            if builder is not None:
-                builder.event(event, value)
-                if event in ("start_map", "start_array"):
+        # Numbers as Python ints (any size) and Decimals, not yajl's: those abort the whole parse on
+        # one out-of-range number. Decimals become floats (1e400 -> inf, refused by Post).
+        for event, value in ijson.basic_parse(stream):
+            if in_message:
+                if event == "start_map" or event == "start_array":
                     depth += 1
-                elif event in ("end_map", "end_array"):
+                    if depth > MAX_DEPTH and builder is not None:
+                        # Skip the rest of this message without building it; the export goes on.
+                        mid = builder.value.get("id") if isinstance(builder.value, dict) else None
+                        builder = None
+                        ctx.error(f"message nested more than {MAX_DEPTH} levels deep: skipped",
+                                  f"message {mid if mid is not None else f'#{messages}'}",
+                                  "the other messages were read; check this one in Telegram")
+                elif event == "end_map" or event == "end_array":
                     depth -= 1
-                    if depth == 0:
+                elif event == "number" and type(value) is Decimal:
+                    value = float(value)
+                if builder is not None:
+                    builder.event(event, value)
+                if depth == 0:
+                    in_message = False
+                    if builder is not None:
                         record = builder.value
                         builder = None
                         if isinstance(record, dict):
                             last_id = record.get("id", last_id)
-                        post = to_post(record, chat, ctx)
+                        where = f"message {record.get('id')}" if isinstance(record, dict) else f"message #{messages}"
+                        post = guarded(ctx, where, to_post, record, chat, ctx)
                         if post is not None:
                             yield post
                 continue
-            if prefix in _MESSAGE_PREFIXES:
-                if event == "start_map":
+            if event == "map_key":
+                prefix = _join(path_keys[:-1])
+                path_keys[-1] = value
+            elif event in ("start_map", "start_array"):
+                prefix = _join(path_keys)
+                if prefix in _MESSAGE_PREFIXES and event == "start_map":
                     builder = ObjectBuilder()
                     builder.event(event, value)
-                    depth = 1
-                elif event in ("string", "number", "boolean", "null"):
-                    ctx.error(f"item {messages} of messages is not an object", f"message {messages}")
-                messages += 1
+                    in_message, depth = True, 1
+                    messages += 1
+                    continue
+                path_keys.append(None if event == "start_map" else "item")
+            elif event in ("end_map", "end_array"):
+                path_keys.pop()
+                continue
+            else:
+                prefix = _join(path_keys)
+            if prefix in _MESSAGE_PREFIXES:
+                if event in ("string", "number", "boolean", "null", "start_array"):
+                    ctx.error(f"item {messages} of messages is not an object", f"message #{messages}")
+                    messages += 1
                 continue
             if prefix in _CHAT_PREFIXES and event == "start_map":
                 chat = _Chat()  # next chat of an account export
                 continue
-            parent, _, key = prefix.rpartition(".")
-            if parent in _CHAT_PREFIXES and event in ("string", "number"):
-                _chat_key(chat, key, value)
+            if event in ("string", "number") and prefix is not None:
+                parent, _, key = prefix.rpartition(".")
+                if parent in _CHAT_PREFIXES:
+                    _chat_key(chat, key, value)
     except ijson.IncompleteJSONError as e:
         raise _parse_error(path, reader, e, last_id) from e
     except ijson.JSONError as e:
         raise _parse_error(path, reader, e, last_id) from e
     except UnicodeDecodeError as e:
-        raise InputError(str(path), f"not UTF-8 ({e.reason})", "Telegram exports are UTF-8; re-export it",
+        what = "UTF-8" if stream.codec.lower().replace("_", "-") in ("utf-8", "utf8") else stream.codec
+        raise InputError(str(path), f"not {what} ({e.reason})", "Telegram exports are UTF-8; re-export it",
                          position=f"bytes {reader.start}-{reader.end}") from e
+
+
+def _join(keys: list) -> str | None:
+    """ijson's prefix for a path, or None below the depth where chats and messages sit."""
+    if len(keys) > 5:
+        return None
+    return ".".join(k for k in keys if k is not None)
 
 
 def _chat_key(chat: _Chat, key: str, value) -> None:
@@ -199,7 +244,7 @@ def to_post(record, chat: _Chat, ctx: ReadContext) -> Post | None:
     if not text and not media:
         return None
     # Exports always carry the chat id; without one, name the chat after its title or the file.
-    slug = chat.slug or re.sub(r"\W+", "-", (chat.name or Path(ctx.origin_file).stem).lower()).strip("-")
+    slug = chat.slug or channel_name(chat.name) or channel_name(Path(ctx.origin_file).stem, "export")
     sender = record.get("from") if isinstance(record.get("from"), str) else ""
     author = record.get("author") if isinstance(record.get("author"), str) else ""
     if not author and sender and sender != chat.name:
@@ -269,6 +314,8 @@ def media_kinds(record: dict) -> tuple[list[str], str]:
     if record.get("photo"):
         media.append("photo")
     media_type = record.get("media_type")
+    if media_type is not None and not isinstance(media_type, str):
+        raise ValueError(f"media_type must be a string, not {type(media_type).__name__}")
     if record.get("file") or media_type:
         kind = _MEDIA_TYPES.get(media_type, "file")
         media.append(kind)
@@ -319,5 +366,5 @@ def reactions(raw) -> dict[str, int]:
             key = "custom_emoji"
         else:
             continue
-        out[key] = out.get(key, 0) + int(item["count"])
+        out[key] = out.get(key, 0) + item["count"]  # Post checks it is a whole number in range
     return out
