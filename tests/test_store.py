@@ -66,3 +66,34 @@ def test_store_is_a_real_sqlite_file_in_wal_mode(store):
     assert store.path.exists()
     assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert store.conn.execute("PRAGMA user_version").fetchone()[0] >= 1
+
+
+def test_capitalised_channels_move_to_the_one_naming_rule(tmp_path):
+    """A store written before channels were lower-cased: re-ingesting the same file finds its
+    posts again, and the old ids leave search through the deletion path."""
+    import json
+    import sqlite3
+
+    from tgsearch.backend import EmbeddedBackend
+    from tgsearch.search.types import SearchRequest
+    from tgsearch.store import MIGRATIONS, Store
+
+    db = tmp_path / "db"
+    old = Store(db)
+    old.upsert([Post(id="RiverDaily/1", channel="RiverDaily", text="Паводок на реке Урал", message_ids=(1,),
+                     origin_file=str(tmp_path / "posts.jsonl"))])
+    old.close()
+    conn = sqlite3.connect(db / "store.sqlite")
+    conn.execute(f"PRAGMA user_version={MIGRATIONS.index('_lowercase_channels')}")   # as an older tgsearch left it
+    conn.commit()
+    conn.close()
+    backend = EmbeddedBackend(db, vectors="off")
+    assert backend.get("riverdaily/1").channel == "riverdaily" and backend.get("RiverDaily/1").deleted
+    src = tmp_path / "posts.jsonl"
+    src.write_text(json.dumps({"id": 1, "channel": "RiverDaily", "text": "Паводок на реке Урал"}, ensure_ascii=False) + "\n")
+    report = backend.ingest([src])
+    assert report.total("new") == 0        # found again (updated: the reader now also gives its title)
+    assert backend.stats()["posts"] == 1
+    assert [h.id for h in backend.search(SearchRequest(q="паводок", mode="lexical")).hits] == ["riverdaily/1"]
+    assert backend.check()["ok"]
+    backend.close()

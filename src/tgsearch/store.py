@@ -76,7 +76,30 @@ MIGRATIONS: list[str] = [
     UPDATE posts SET edited = 1 WHERE edit_date IS NOT NULL;
     CREATE TABLE channel_names (channel TEXT PRIMARY KEY, title TEXT NOT NULL);
     """,
+    # 3: one channel-naming rule (sources.channel_name: lower case); see _lowercase_channels
+    "_lowercase_channels",
 ]
+
+
+def _lowercase_channels(conn: sqlite3.Connection) -> None:
+    """Channels stored with capitals before the one naming rule (JSON Lines, Telethon and t.me/s
+    usernames): each such post gets a copy under the lower-case channel and id, and the old row
+    is marked deleted, so re-ingesting the same files finds the posts again (no duplicates) and
+    derived indexes drop the old ids through the usual deletion path (new versions for both)."""
+    version = conn.execute("SELECT COALESCE(MAX(version), 0) FROM posts").fetchone()[0]
+    rows = conn.execute("SELECT * FROM posts WHERE channel != lower(channel) AND deleted = 0 "
+                        "AND substr(id, 1, length(channel) + 1) = channel || '/' ORDER BY version").fetchall()
+    names = [d[0] for d in conn.execute("SELECT * FROM posts LIMIT 0").description]
+    for row in rows:
+        data = dict(zip(names, row))
+        new_id = data["channel"].lower() + data["id"][len(data["channel"]):]
+        if conn.execute("SELECT 1 FROM posts WHERE id = ?", (new_id,)).fetchone() is None:
+            version += 1
+            data.update(id=new_id, channel=data["channel"].lower(), version=version)
+            data["hash"] = row_to_post(data).content_hash()
+            conn.execute(f"INSERT INTO posts({', '.join(data)}) VALUES({', '.join('?' * len(data))})", list(data.values()))
+        version += 1
+        conn.execute("UPDATE posts SET deleted = 1, version = ? WHERE id = ?", (version, row[0]))
 
 _COLUMNS = (
     "id", "channel", "channel_title", "date", "edit_date", "title", "text", "source_url",
@@ -188,8 +211,11 @@ class Store:
         for number in range(current, len(MIGRATIONS)):
             try:
                 conn.execute("BEGIN IMMEDIATE")
-                for statement in _split_sql(MIGRATIONS[number]):
-                    conn.execute(statement)
+                if MIGRATIONS[number].startswith("_"):
+                    globals()[MIGRATIONS[number]](conn)
+                else:
+                    for statement in _split_sql(MIGRATIONS[number]):
+                        conn.execute(statement)
                 conn.execute(f"PRAGMA user_version={number + 1}")
                 conn.execute("COMMIT")
             except sqlite3.Error as e:

@@ -42,7 +42,7 @@ from ..clean.markup import derive_title, find_links, tidy, unique
 from ..clean.stitch import (Message, collapse_repeats, is_final_marker, is_marker, split_stream, stitch,
                             trim_markers)
 from ..post import Post, content_id, is_username
-from . import ReadContext, read_text
+from . import ReadContext, channel_name, read_text
 
 NAME = "text-dump"
 SUFFIXES = (".txt", ".text", ".md", "")
@@ -62,7 +62,7 @@ _TME = re.compile(r"^(?:https?://)?t\.me/(?:s/)?([A-Za-z][A-Za-z0-9_]{3,31})/?$"
 
 
 def slug(value: str) -> str:
-    return re.sub(r"[^\w.-]+", "_", value.strip().lstrip("@")).strip("_").lower() or "dump"
+    return channel_name(value) or "dump"
 
 
 def sniff(path: Path, head: str) -> bool:

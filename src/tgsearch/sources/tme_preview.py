@@ -17,7 +17,7 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 from ..clean.markup import derive_title, find_links, unique
 from ..errors import InputError
 from ..post import Post, parse_datetime
-from . import ReadContext, read_text
+from . import ReadContext, channel_name, guarded, read_text
 from .tg_html import html_text
 
 NAME = "tme-preview"
@@ -70,7 +70,7 @@ def read(path: Path, ctx: ReadContext) -> Iterator[Post]:
                          "this looks like a fragment of a t.me/s page; save the whole page (t.me/s/<channel>)")
     page_title = _text(tree.css_first(".tgme_channel_info_header_title"))
     for node in messages:
-        post = to_post(node, page_title, ctx)
+        post = guarded(ctx, f"message {node.attributes.get('data-post')}", to_post, node, page_title, ctx)
         if post is not None:
             yield post
 
@@ -81,7 +81,7 @@ def to_post(node: LexborNode, page_title: str, ctx: ReadContext) -> Post | None:
     if not m:
         ctx.error(f"unreadable data-post {data_post!r}", f"message {data_post!r}", "expected channel/123")
         return None
-    channel, mid = m.group(1), int(m.group(2))
+    channel, mid = channel_name(m.group(1)), int(m.group(2))
     where = f"message {data_post}"
     body = _main_text(node)
     text, links = html_text(body) if body is not None else ("", [])
