@@ -121,7 +121,9 @@ class LoginThrottle:
     """Per client address, a bucket of MAX_FAILURES wrong tokens that refills one every REFILL
     seconds (10 per 15 minutes). `failed` answers 0 while the bucket has room (the caller says
     401) and otherwise the seconds until it has (the caller says 429 with Retry-After). A right
-    token empties the record of its address. Only wrong tokens are ever counted or refused."""
+    token on the login form empties the record of its address (a right bearer token does not, so
+    an API client behind the same address gives a guesser no fresh attempts). Only wrong tokens
+    are ever counted or refused: the right one always passes."""
 
     MAX_FAILURES = 10
     REFILL = 90.0
