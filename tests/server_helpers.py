@@ -27,7 +27,7 @@ def wait_healthy(base: str, proc: subprocess.Popen | None = None, timeout: float
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}")
         try:
-            if httpx.get(base + "/api/health", timeout=5).status_code == 200:
+            if httpx.get(base + "/api/health", timeout=5).status_code in (200, 401):   # 401: up, with a token
                 return
         except httpx.HTTPError:
             pass

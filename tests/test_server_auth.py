@@ -159,3 +159,17 @@ def test_sessions_expire_and_stay_bounded():
     values = [sessions.create(TOKEN) for _ in range(50)]
     assert len(sessions) <= 20 and sessions.valid(values[-1], TOKEN)
     assert not sessions.valid("", TOKEN) and not sessions.valid("forged", TOKEN)
+
+
+def test_serve_warns_about_a_short_token(backend, monkeypatch):
+    import uvicorn
+    from click.testing import CliRunner
+
+    from tgsearch.cli import main
+
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: None)
+    monkeypatch.setenv("TGSEARCH_VECTORS", "off")
+    short = CliRunner().invoke(main, ["serve", "--db", str(backend.root), "--token", "s3cret"])
+    assert short.exit_code == 0 and "warning" in short.output and "6 characters" in short.output
+    long = CliRunner().invoke(main, ["serve", "--db", str(backend.root), "--token", "x" * 24])
+    assert long.exit_code == 0 and "warning" not in long.output

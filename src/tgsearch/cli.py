@@ -208,6 +208,7 @@ def _esc_outside(snippet: str) -> str:
 
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+MIN_TOKEN_LENGTH = 16   # shorter tokens get a warning from `serve` (guessing is throttled, not stopped)
 
 
 def check_bind(host: str, token: str | None) -> None:
@@ -240,6 +241,11 @@ def serve(db, host, port, token, allow_hosts, concurrency, queue, queue_wait):
 
     from .api.app import create_app
     from .api.limits import LimitConfig, default_concurrency
+
+    if token and len(token) < MIN_TOKEN_LENGTH:
+        err.print(f"[yellow]warning:[/yellow] the token has {len(token)} characters; a wrong guess is refused with 429 "
+                  f"after 10 per address, but the right one always passes, so use {MIN_TOKEN_LENGTH}+ random characters "
+                  "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(24))')", highlight=False)
 
     running = default_concurrency() if concurrency is None else concurrency
     limits = LimitConfig(concurrency=running, queue=4 * running if queue is None else queue, queue_wait=queue_wait)
