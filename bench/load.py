@@ -23,7 +23,6 @@ import platform
 import random
 import resource
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile

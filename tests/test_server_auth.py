@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from search_corpus import make_backend
+from search_corpus import write_corpus
 from tgsearch.api.app import create_app
 from tgsearch.web import auth
 
@@ -16,10 +16,11 @@ LOOPBACK = "http://127.0.0.1:8000"
 
 @pytest.fixture(scope="module")
 def backend(tmp_path_factory):
-    import os
+    from tgsearch.backend import EmbeddedBackend
 
-    os.environ.setdefault("TGSEARCH_VECTORS", "off")
-    b = make_backend(tmp_path_factory.mktemp("server_auth"))
+    folder = tmp_path_factory.mktemp("server_auth")
+    b = EmbeddedBackend(folder / "db", vectors="off")       # lexical only: no embedding in the background
+    assert not b.ingest([write_corpus(folder / "in")]).errors
     yield b
     b.close()
 

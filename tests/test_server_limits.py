@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from search_corpus import make_backend
+from search_corpus import write_corpus
 from server_helpers import running_app
 from tgsearch.api.app import create_app
 from tgsearch.api.limits import LimitConfig, Limiter, is_heavy
@@ -18,10 +18,11 @@ from tgsearch.api.limits import LimitConfig, Limiter, is_heavy
 
 @pytest.fixture(scope="module")
 def backend(tmp_path_factory):
-    import os
+    from tgsearch.backend import EmbeddedBackend
 
-    os.environ.setdefault("TGSEARCH_VECTORS", "off")
-    b = make_backend(tmp_path_factory.mktemp("server_limits"))
+    folder = tmp_path_factory.mktemp("server_limits")
+    b = EmbeddedBackend(folder / "db", vectors="off")       # lexical only: no embedding in the background
+    assert not b.ingest([write_corpus(folder / "in")]).errors
     yield b
     b.close()
 
