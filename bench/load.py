@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -93,13 +94,21 @@ class Connections:
     per request, so the load generator does not eat the cores the server needs (httpx cost ~12 ms
     a request here). A request takes an idle connection or opens a new one (open loop)."""
 
+    IDLE_MAX = 3.0      # seconds; uvicorn closes keep-alive connections idle for 5 s
+
     def __init__(self, host: str, port: int):
         self.host, self.port = host, port
-        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
 
     async def get(self, target: str) -> int:
-        conn = self.idle.pop() if self.idle else await asyncio.open_connection(self.host, self.port)
-        reader, writer = conn
+        conn = None
+        while self.idle and conn is None:
+            reader, writer, since = self.idle.pop()
+            if time.monotonic() - since < self.IDLE_MAX:
+                conn = (reader, writer)
+            else:                                # the server may have closed it (keep-alive timeout)
+                writer.close()
+        reader, writer = conn or await asyncio.open_connection(self.host, self.port)
         writer.write(f"GET {target} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n\r\n".encode("ascii"))
         head = await reader.readuntil(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")
@@ -116,11 +125,11 @@ class Connections:
         if headers.get("connection", "").lower() == "close":
             writer.close()
         else:
-            self.idle.append(conn)
+            self.idle.append((reader, writer, time.monotonic()))
         return status
 
     def close(self) -> None:
-        for _, writer in self.idle:
+        for _, writer, _ in self.idle:
             writer.close()
 
 
@@ -162,7 +171,8 @@ async def offer(base: str, path: str, params: list[dict], rate: float, duration:
         "sent": len(results),
         "ok/s": round(len(ok) / wall, 1),
         "503": len(shed),
-        "other errors": len(results) - len(ok) - len(shed),
+        "other": ",".join(f"{k}x{v}" for k, v in sorted(Counter(str(st) for st, _ in results if st not in (200, 503)).items()))
+                 or 0,
         "p50 ms": round(percentile(ok, 50), 1),
         "p99 ms": round(percentile(ok, 99), 1),
         "503 p50 ms": round(percentile(shed, 50), 1),
