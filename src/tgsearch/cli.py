@@ -208,7 +208,6 @@ def _esc_outside(snippet: str) -> str:
 
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
-MIN_TOKEN_LENGTH = 16   # shorter tokens get a warning from `serve` (guessing is throttled, not stopped)
 
 
 def check_bind(host: str, token: str | None) -> None:
@@ -242,9 +241,10 @@ def serve(db, host, port, token, allow_hosts, concurrency, queue, queue_wait):
     from .api.app import create_app
     from .api.limits import LimitConfig, default_concurrency
 
-    if token and len(token) < MIN_TOKEN_LENGTH:
+    min_length = 16    # guessing is throttled (429 past 10 per address), not stopped: the length does that
+    if token and len(token) < min_length:
         err.print(f"[yellow]warning:[/yellow] the token has {len(token)} characters; a wrong guess is refused with 429 "
-                  f"after 10 per address, but the right one always passes, so use {MIN_TOKEN_LENGTH}+ random characters "
+                  f"after 10 per address, but the right one always passes, so use {min_length}+ random characters "
                   "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(24))')", highlight=False)
 
     running = default_concurrency() if concurrency is None else concurrency
