@@ -16,6 +16,7 @@ MODULES = [
     "bench.dev_queries",
     "bench.search_speed",
     "bench.web_speed",
+    "bench.load",
     "bench.semantic",
     "bench.completeness",
 ]

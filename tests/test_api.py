@@ -107,13 +107,94 @@ def test_cli_search_json(backend):
     assert result.exit_code != 0 and "position" in result.output
 
 
-def test_api_alone_enforces_token_and_csp_without_the_web_ui(backend, monkeypatch):
+def test_a_broken_web_package_is_an_error_not_an_api_only_server(backend):
+    """An ImportError from tgsearch.web (a bug in routes.py) must surface, not silently drop the UI."""
+    import subprocess
     import sys
 
-    monkeypatch.setitem(sys.modules, "tgsearch.web.routes", None)   # the UI package is not installed
-    client = TestClient(create_app(backend, token="t0ken"))
-    denied = client.get("/api/search", params={"q": "уран"})
-    assert denied.status_code == 401 and denied.json()["error"] == "auth"
-    ok = client.get("/api/search", params={"q": "уран"}, headers={"Authorization": "Bearer t0ken"})
-    assert ok.status_code == 200 and "default-src 'self'" in ok.headers["content-security-policy"]
-    assert client.get("/").status_code == 404
+    script = ("import sys; sys.modules['tgsearch.web.routes'] = None\n"
+              "from tgsearch.api.app import create_app\n"
+              "create_app(object())\nprint('served without the UI')")
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and "tgsearch.web.routes" in r.stderr and "served without the UI" not in r.stdout
+
+
+def test_one_content_security_policy_for_api_and_ui(client):
+    from tgsearch.api import app as api_app
+    from tgsearch.web import auth
+
+    assert api_app.CSP is auth.CSP
+    api = client.get("/api/health").headers["content-security-policy"]
+    page = client.get("/help").headers["content-security-policy"]
+    assert api == page == auth.CSP
+
+
+# -- bounds and errors ---------------------------------------------------------------------------
+
+def test_offset_and_limit_are_bounded_with_a_readable_422(client):
+    from tgsearch.api.limits import MAX_LIMIT, MAX_OFFSET
+
+    for params in ({"offset": MAX_OFFSET + 1}, {"offset": 4_000_000_000}, {"offset": 10**30}, {"offset": -1},
+                   {"limit": MAX_LIMIT + 1}, {"limit": "many"}):
+        r = client.get("/api/search", params={"q": "уран", **params})
+        assert r.status_code == 422, (params, r.text)
+        body = r.json()
+        name = next(iter(params))
+        assert body["error"] == "input" and body["message"].startswith(name + ":"), body
+        assert r.headers["x-content-type-options"] == "nosniff"
+    r = client.get("/api/posts/river_daily/3/similar", params={"limit": 10**12})
+    assert r.status_code == 422 and r.json()["message"].startswith("limit:")
+    # Deep paging inside the bound still works (past the end: no hits, the total still counted).
+    r = client.get("/api/search", params={"q": "нефть", "offset": MAX_OFFSET, "limit": MAX_LIMIT, "mode": "lexical"})
+    assert r.status_code == 200 and r.json()["hits"] == [] and r.json()["total"] >= 1
+
+
+def test_deeply_nested_query_is_not_a_bare_500(client):
+    for q in ["(" * 250 + "уран" + ")" * 250, "NOT " * 1000 + "уран"]:
+        r = client.get("/api/search", params={"q": q})
+        assert r.status_code in (200, 400), r.text[:200]
+        assert r.headers["content-type"].startswith("application/json")
+        assert "default-src 'self'" in r.headers["content-security-policy"]
+        assert r.headers["x-content-type-options"] == "nosniff"
+        if r.status_code == 400:
+            assert r.json()["error"] == "query" and r.json()["message"]
+
+
+class RecursingBackend:
+    """A backend whose search overflows the stack (as a recursive parser or ranker could)."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def search(self, req):
+        def down(n):
+            return down(n + 1) + 1
+
+        return down(0)
+
+
+def test_recursion_error_in_a_request_is_a_400_json_with_headers(backend):
+    client = TestClient(create_app(RecursingBackend(backend)))
+    r = client.get("/api/search", params={"q": "уран"})
+    assert r.status_code == 400 and r.json()["error"] == "query" and "nested too deeply" in r.json()["message"]
+    assert r.headers["x-content-type-options"] == "nosniff" and "frame-ancestors 'none'" in r.headers["content-security-policy"]
+
+
+def test_unexpected_errors_are_500s_that_carry_the_security_headers(backend):
+    app = create_app(backend)
+
+    def boom():
+        raise ValueError("a bug")
+
+    app.add_api_route("/api/boom", boom)
+    app.add_api_route("/boom", boom)
+    client = TestClient(app, raise_server_exceptions=False)
+    r = client.get("/api/boom")
+    assert r.status_code == 500 and r.json()["error"] == "internal" and "a bug" not in r.text
+    assert r.headers["x-content-type-options"] == "nosniff" and "default-src 'self'" in r.headers["content-security-policy"]
+    r = client.get("/boom")
+    assert r.status_code == 500 and r.headers["content-type"].startswith("text/html")
+    assert r.headers["x-frame-options"] == "DENY" and "default-src 'self'" in r.headers["content-security-policy"]

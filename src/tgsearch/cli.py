@@ -267,17 +267,37 @@ def check_bind(host: str, token: str | None) -> None:
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--token", envvar="TGSEARCH_TOKEN", default=None,
               help="Require 'Authorization: Bearer TOKEN' on the API (and a login in the UI). Env: TGSEARCH_TOKEN.")
-def serve(db, host, port, token):
+@click.option("--allow-host", "allow_hosts", multiple=True, metavar="NAME",
+              help="Without a token only loopback Host names are answered (DNS rebinding); also answer NAME "
+                   "(repeatable).")
+@click.option("--concurrency", type=click.IntRange(min=0), envvar="TGSEARCH_CONCURRENCY", default=None,
+              help="Searches/exports running at once (default: one per core; 0: no limit). Env: TGSEARCH_CONCURRENCY.")
+@click.option("--queue", "queue", type=click.IntRange(min=0), envvar="TGSEARCH_QUEUE", default=None,
+              help="Searches waiting for a slot (default: 4 per running one); the rest get 503 + Retry-After. "
+                   "Env: TGSEARCH_QUEUE.")
+@click.option("--queue-wait", type=click.FloatRange(min=0), envvar="TGSEARCH_QUEUE_WAIT", default=5.0,
+              show_default=True, help="Seconds a search may wait for a slot before a 503. Env: TGSEARCH_QUEUE_WAIT.")
+def serve(db, host, port, token, allow_hosts, concurrency, queue, queue_wait):
     """Run the web UI and HTTP API (docs at /api/docs)."""
     check_bind(host, token)
     import uvicorn
 
     from .api.app import create_app
+    from .api.limits import LimitConfig, default_concurrency
 
+    min_length = 16    # guessing is throttled (429 past 10 per address), not stopped: the length does that
+    if token and len(token) < min_length:
+        err.print(f"[yellow]warning:[/yellow] the token has {len(token)} characters; a wrong guess is refused with 429 "
+                  f"after 10 per address, but the right one always passes, so use {min_length}+ random characters "
+                  "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(24))')", highlight=False)
+
+    running = default_concurrency() if concurrency is None else concurrency
+    limits = LimitConfig(concurrency=running, queue=4 * running if queue is None else queue, queue_wait=queue_wait)
     backend = open_backend(db)
     backend.warm_up()  # open and catch up the index, load the query embedder, before taking requests
     err.print(f"tgsearch: http://{host}:{port}/  (API docs: /api/docs; store: {backend.root})", highlight=False)
-    uvicorn.run(create_app(backend, token=token), host=host, port=port, log_level="warning")
+    app = create_app(backend, token=token, allowed_hosts=allow_hosts, limits=limits)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
 @main.command()

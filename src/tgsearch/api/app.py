@@ -1,29 +1,33 @@
 """The HTTP API (FastAPI): search, posts, stats, health; OpenAPI docs at /api/docs.
 
-`create_app(backend, token)` also mounts the web UI (tgsearch.web.routes) when it is
-installed. With a token, every /api request needs `Authorization: Bearer <token>`.
+`create_app(backend, token)` also mounts the web UI (tgsearch.web.routes). With a token, every
+/api request needs `Authorization: Bearer <token>` (or the UI's session cookie); see web/auth.py
+for the token, host and header checks, api/limits.py for the bounds and the overload limiter.
+Every answer, errors and unexpected 500s included, carries the security headers.
 """
 
 from __future__ import annotations
 
-import hmac
 import html
 import json
 from datetime import date
 from pathlib import Path
+from typing import Iterable
 
 from fastapi import FastAPI, Query as Param, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from .. import __version__
 from ..errors import QueryError, TgsearchError
 from ..search.query import parse_day
 from ..search.types import SearchRequest
+from ..web import auth
+from ..web.auth import CSP  # noqa: F401  (the one policy; re-exported for callers of this module)
+from ..web.routes import mount
+from .limits import MAX_LIMIT, MAX_OFFSET, LimitConfig, Limiter, LimitMiddleware
 
 QUERY_DOC = Path(__file__).resolve().parent.parent / "search" / "query_language.md"
-
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-       "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 
 
 def _description() -> str:
@@ -44,11 +48,40 @@ def _day(value: str | None, name: str, *, end: bool = False) -> date | None:
         raise QueryError(f"{name}: {e.reason}", value, None) from None
 
 
-def create_app(backend, token: str | None = None) -> FastAPI:
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        name = ".".join(str(p) for p in err.get("loc", ())[1:]) or "request"
+        got = err.get("input")
+        parts.append(f"{name}: {err.get('msg', 'invalid')}" + (f" (got {str(got)[:40]!r})" if got is not None else ""))
+    return "; ".join(parts) or "invalid request"
+
+
+def create_app(backend, token: str | None = None, *, allowed_hosts: Iterable[str] | None = None,
+               limits: LimitConfig | None = None) -> FastAPI:
+    """The API and the UI over `backend`.
+
+    `allowed_hosts`: None = no Host check (for an app embedded by other code); otherwise a
+    token-less server answers only loopback names plus these (`serve` always passes a list).
+    `limits`: how many heavy requests run and wait at once (default: one per core, 4 per core waiting).
+    """
     app = FastAPI(title="tgsearch", version=__version__, description=_description(),
                   docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
     app.state.backend = backend
     app.state.token = token or None
+    app.state.limiter = Limiter(limits or LimitConfig.default())
+    app.add_middleware(LimitMiddleware, limiter=app.state.limiter)   # innermost: after the token check
+    auth.install(app, token, allowed_hosts=allowed_hosts)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_parameter(request: Request, exc: RequestValidationError):
+        return JSONResponse({"error": "input", "message": _validation_message(exc)}, status_code=422)
+
+    @app.exception_handler(RecursionError)
+    async def too_deep(request: Request, exc: RecursionError):
+        return JSONResponse({"error": "query", "message": "the query is nested too deeply to evaluate; "
+                             "use fewer brackets or NOTs", "reason": "nested too deeply", "position": None,
+                             "query": request.query_params.get("q", "")}, status_code=400)
 
     @app.exception_handler(TgsearchError)
     async def tgsearch_error(request: Request, exc: TgsearchError):
@@ -61,8 +94,8 @@ def create_app(backend, token: str | None = None) -> FastAPI:
     @app.get("/api/search", summary="Search posts (query language in the description above)")
     def search(
         q: str = Param("", description="Query, see the query language above"),
-        limit: int = Param(20, ge=0, le=200),
-        offset: int = Param(0, ge=0),
+        limit: int = Param(20, ge=0, le=MAX_LIMIT),
+        offset: int = Param(0, ge=0, le=MAX_OFFSET, description=f"At most {MAX_OFFSET:,}; /api/export for everything"),
         sort: str = Param("relevance", description="relevance | date (newest first) | date_asc"),
         mode: str = Param("hybrid", description="hybrid | lexical | semantic (hybrid = every retriever available)"),
         channel: list[str] = Param([], description="Channel slug or title (repeatable, OR-ed)"),
@@ -83,7 +116,7 @@ def create_app(backend, token: str | None = None) -> FastAPI:
         return backend.search(req).to_dict()
 
     @app.get("/api/posts/{post_id:path}/similar", summary="Posts closest in meaning to a post (vector index)")
-    def similar(post_id: str, limit: int = Param(10, ge=1, le=200)):
+    def similar(post_id: str, limit: int = Param(10, ge=1, le=MAX_LIMIT)):
         return backend.similar(post_id, limit).to_dict()
 
     @app.get("/api/posts/{post_id:path}", summary="One post with every field")
@@ -102,31 +135,8 @@ def create_app(backend, token: str | None = None) -> FastAPI:
     def docs():
         return _docs_page(app)
 
-    try:
-        from ..web.routes import mount
-    except ImportError:
-        _install_security(app)
-    else:
-        mount(app, backend, token)  # the web UI brings its own token check (cookie + bearer) and CSP
+    mount(app, backend, token)
     return app
-
-
-def _install_security(app: FastAPI) -> None:
-    """Bearer-token check on /api and security headers, for when the web UI is not installed."""
-
-    @app.middleware("http")
-    async def guard(request: Request, call_next):
-        token = request.app.state.token
-        if token and request.url.path.startswith("/api"):
-            scheme, _, value = request.headers.get("authorization", "").partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token.encode()):
-                return JSONResponse({"error": "auth", "message": "send 'Authorization: Bearer <token>'"},
-                                    status_code=401, headers={"www-authenticate": 'Bearer realm="tgsearch"',
-                                                              "content-security-policy": CSP})
-        response = await call_next(request)
-        response.headers.setdefault("content-security-policy", CSP)
-        response.headers.setdefault("x-content-type-options", "nosniff")
-        return response
 
 
 def _docs_page(app: FastAPI) -> str:

@@ -1,30 +1,42 @@
-"""Access token for the server: a login form and a cookie for the UI, a bearer header for the API.
+"""Access control and the headers every response carries.
 
 When `tgsearch serve` is given a token (``--token`` or ``TGSEARCH_TOKEN``) every page and every
 API call needs it:
 
 - API clients send ``Authorization: Bearer <token>``;
 - people sign in once on ``/login``; the server then sets an HttpOnly, SameSite=Strict cookie that
-  holds an HMAC of the token (never the token itself) and that also opens ``/api/*`` (so the UI's
-  export links work in the browser).
+  holds a random session id (never the token) recorded by the server (`Sessions`); it also opens
+  ``/api/*`` (so the UI's export links work in the browser). Signing out forgets the id, so a copy
+  of the cookie stops working at once.
+- Wrong tokens (bearer header or login form) are counted per client address (`LoginThrottle`, a
+  token bucket of MAX_FAILURES refilled one per REFILL seconds); past it a wrong token answers 429
+  with Retry-After. A request carrying the right token is never refused, whatever its address did.
 
-Without a token nothing is checked (the server then binds to loopback only; `serve` enforces that).
+Without a token nothing is checked but the ``Host`` header (`HostCheckMiddleware`): only loopback
+names (and the ones given with ``serve --allow-host``) are answered, so a page on another site
+cannot read the server through DNS rebinding. `serve` binds loopback only without a token.
 
-Also here: the security headers every response carries (Content-Security-Policy without inline
-scripts, nosniff, no framing, no referrer to other sites).
+Also here: the one Content-Security-Policy (no inline scripts) and the other security headers,
+added to every response, errors and unexpected 500s included (`SecurityHeadersMiddleware`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
+import logging
+import math
+import secrets
 import threading
 import time
-from typing import Callable
+from typing import Callable, Iterable
 from urllib.parse import quote
 
 from starlette.requests import Request
+
+log = logging.getLogger("tgsearch.server")
 
 COOKIE_NAME = "tgsearch_session"
 COOKIE_MAX_AGE = 30 * 24 * 3600
@@ -45,28 +57,144 @@ SECURITY_HEADERS = (
     (b"referrer-policy", b"same-origin"),
 )
 
+# Host names a token-less server answers (any port), besides the ones configured.
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 
-def session_value(token: str) -> str:
-    """What the UI cookie holds: a keyed hash of the token, so the cookie never reveals it."""
-    return hmac.new(token.encode("utf-8"), b"tgsearch-ui-session-v1", hashlib.sha256).hexdigest()
+
+# -- sessions ------------------------------------------------------------------------------------
+
+class Sessions:
+    """Session ids the server handed out at login, in memory. The cookie holds a random id; the
+    server keeps only its SHA-256, when it expires, and which token it was opened with (a new
+    token closes every old session). At most MAX sessions (the oldest go first)."""
+
+    MAX = 10_000
+
+    def __init__(self, max_age: float = COOKIE_MAX_AGE):
+        self.max_age = max_age
+        self._open: dict[str, tuple[float, str]] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _key(value: str) -> str:
+        return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+
+    @staticmethod
+    def _token_tag(token: str) -> str:
+        return hmac.new(token.encode("utf-8"), b"tgsearch-session-token-v2", hashlib.sha256).hexdigest()
+
+    def create(self, token: str) -> str:
+        value = secrets.token_urlsafe(32)
+        with self._lock:
+            if len(self._open) >= self.MAX:
+                for key in sorted(self._open, key=lambda k: self._open[k][0])[: self.MAX // 10 or 1]:
+                    del self._open[key]
+            self._open[self._key(value)] = (time.time() + self.max_age, self._token_tag(token))
+        return value
+
+    def valid(self, value: str, token: str) -> bool:
+        if not value:
+            return False
+        key = self._key(value)
+        with self._lock:
+            found = self._open.get(key)
+            if found is None:
+                return False
+            expires, tag = found
+            if expires < time.time():
+                del self._open[key]
+                return False
+        return hmac.compare_digest(tag, self._token_tag(token))
+
+    def revoke(self, value: str) -> None:
+        if value:
+            with self._lock:
+                self._open.pop(self._key(value), None)
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+
+# -- wrong-token throttle --------------------------------------------------------------------
+
+class LoginThrottle:
+    """Per client address, a bucket of MAX_FAILURES wrong tokens that refills one every REFILL
+    seconds (10 per 15 minutes). `failed` answers 0 while the bucket has room (the caller says
+    401) and otherwise the seconds until it has (the caller says 429 with Retry-After). A right
+    token on the login form empties the record of its address (a right bearer token does not, so
+    an API client behind the same address gives a guesser no fresh attempts). Only wrong tokens
+    are ever counted or refused: the right one always passes."""
+
+    MAX_FAILURES = 10
+    REFILL = 90.0
+    WINDOW = MAX_FAILURES * REFILL     # a full bucket after this long without a failure
+    MAX_ADDRESSES = 10_000
+
+    def __init__(self):
+        self._buckets: dict[str, tuple[float, float]] = {}   # address -> (tokens left, at time)
+        self._lock = threading.Lock()
+
+    def _level(self, client: str, now: float) -> float:
+        tokens, at = self._buckets.get(client, (float(self.MAX_FAILURES), now))
+        return min(float(self.MAX_FAILURES), tokens + (now - at) / self.REFILL)
+
+    def retry_after(self, client: str) -> int:
+        """Seconds until `client` may send a wrong token without a 429 (0: it may now)."""
+        with self._lock:
+            level = self._level(client, time.monotonic())
+        return 0 if level >= 1 else max(1, math.ceil((1 - level) * self.REFILL))
+
+    def blocked(self, client: str) -> bool:
+        return self.retry_after(client) > 0
+
+    def failed(self, client: str) -> int:
+        with self._lock:
+            now = time.monotonic()
+            level = self._level(client, now)
+            if level < 1:
+                self._buckets[client] = (level, now)
+                return max(1, math.ceil((1 - level) * self.REFILL))
+            self._buckets[client] = (level - 1, now)
+            if len(self._buckets) > self.MAX_ADDRESSES:     # bound memory: forget the quietest
+                for key in sorted(self._buckets, key=lambda k: self._buckets[k][1])[: self.MAX_ADDRESSES // 2]:
+                    del self._buckets[key]
+            return 0
+
+    def succeeded(self, client: str) -> None:
+        with self._lock:
+            self._buckets.pop(client, None)
+
+
+def client_address(request_or_scope) -> str:
+    client = request_or_scope.get("client") if isinstance(request_or_scope, dict) else request_or_scope.client
+    if not client:
+        return ""
+    return client[0] if isinstance(client, (tuple, list)) else getattr(client, "host", "") or ""
+
+
+# -- the checks ----------------------------------------------------------------------------------
+
+def bearer_value(request: Request) -> str | None:
+    """The bearer token the request carries, or None when it sends no Authorization: Bearer."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    return value.strip() if scheme.lower() == "bearer" else None
 
 
 def bearer_ok(request: Request, token: str) -> bool:
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), token.encode())
+    value = bearer_value(request)
+    return value is not None and hmac.compare_digest(value.encode("utf-8", "surrogatepass"), token.encode())
 
 
-def cookie_ok(request: Request, token: str) -> bool:
-    value = request.cookies.get(COOKIE_NAME, "")
-    return bool(value) and hmac.compare_digest(value.encode(), session_value(token).encode())
+def cookie_ok(request: Request, token: str, sessions: Sessions | None) -> bool:
+    return sessions is not None and sessions.valid(request.cookies.get(COOKIE_NAME, ""), token)
 
 
-def request_authorized(request: Request, token: str | None) -> bool:
-    """True when no token is configured, or the request carries it (bearer header or UI cookie)."""
+def request_authorized(request: Request, token: str | None, sessions: Sessions | None = None) -> bool:
+    """True when no token is configured, or the request carries it (bearer header or a live UI
+    session)."""
     if not token:
         return True
-    return bearer_ok(request, token) or cookie_ok(request, token)
+    return bearer_ok(request, token) or cookie_ok(request, token, sessions)
 
 
 def is_public(path: str) -> bool:
@@ -82,32 +210,88 @@ def safe_next(value: str | None) -> str:
     return value
 
 
+def host_name(host_header: str) -> str:
+    """The name part of a Host header: 'localhost:8000' -> 'localhost', '[::1]:80' -> '::1'."""
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        return host[1:host.find("]")] if "]" in host else host[1:]
+    if host.count(":") == 1:
+        host = host.partition(":")[0]
+    return host.rstrip(".")
+
+
+def host_allowed(host_header: str, extra: Iterable[str] = ()) -> bool:
+    """Loopback names and addresses (127.0.0.0/8, ::1) and the configured names, any port."""
+    name = host_name(host_header)
+    if not name:
+        return False
+    if name in LOOPBACK_HOSTS or name in {host_name(h) for h in extra}:
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+# -- ASGI plumbing -------------------------------------------------------------------------------
+
+async def send_json(send, status: int, body: dict, headers: Iterable[tuple[bytes, bytes]] = ()) -> None:
+    data = json.dumps(body, ensure_ascii=False).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()),
+                            (b"cache-control", b"no-store"), *headers]})
+    await send({"type": "http.response.body", "body": data})
+
+
+async def send_page(send, status: int, title: str, message: str, headers: Iterable[tuple[bytes, bytes]] = ()) -> None:
+    """A small self-contained HTML page (escaped text, no scripts) for errors outside the UI."""
+    from html import escape
+
+    data = (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{escape(title)}</title></head>"
+            f"<body><h1>{escape(title)}</h1><p>{escape(message)}</p></body></html>").encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"text/html; charset=utf-8"), (b"content-length", str(len(data)).encode()),
+                            (b"cache-control", b"no-store"), *headers]})
+    await send({"type": "http.response.body", "body": data})
+
+
+def is_api(path: str) -> bool:
+    return path == "/api" or path.startswith("/api/")
+
+
 class TokenMiddleware:
     """Pure ASGI middleware: refuses requests without the token (pages: redirect to the login
-    form; /api: 401 JSON). `token_getter` is read per request so the app can be configured after
-    the middleware is added."""
+    form; /api: 401 JSON) and throttles wrong bearer tokens per address (429 + Retry-After).
+    `state_getter` gives the app's state (token, sessions, throttle), read per request."""
 
-    def __init__(self, app, token_getter: Callable[[], str | None]):
+    def __init__(self, app, state_getter: Callable[[], object]):
         self.app = app
-        self.token_getter = token_getter
+        self.state_getter = state_getter
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        token = self.token_getter()
+        state = self.state_getter()
+        token = getattr(state, "token", None)
         path = scope.get("path", "")
         if not token or is_public(path):
             return await self.app(scope, receive, send)
         request = Request(scope)
-        if request_authorized(request, token):
+        if request_authorized(request, token, getattr(state, "sessions", None)):
             return await self.app(scope, receive, send)
-        if path.startswith("/api/") or path == "/api":
-            body = json.dumps({"error": "auth", "message": "this server needs a token: send 'Authorization: Bearer <token>' (or sign in on /login)"}).encode()
-            headers = [(b"content-type", b"application/json"), (b"www-authenticate", b'Bearer realm="tgsearch"'),
-                       (b"content-length", str(len(body)).encode())]
-            await send({"type": "http.response.start", "status": 401, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
-            return
+        if bearer_value(request) is not None:       # a wrong token: count it against the address
+            retry = state.throttle.failed(client_address(scope))
+            if retry:
+                message = f"too many wrong tokens from this address; try again in {retry} s"
+                if is_api(path):
+                    return await send_json(send, 429, {"error": "throttled", "message": message},
+                                           [(b"retry-after", str(retry).encode())])
+                return await send_page(send, 429, "Too many wrong tokens", message,
+                                       [(b"retry-after", str(retry).encode())])
+        if is_api(path):
+            return await send_json(
+                send, 401, {"error": "auth", "message": "this server needs a token: send 'Authorization: Bearer <token>' (or sign in on /login)"},
+                [(b"www-authenticate", b'Bearer realm="tgsearch"')])
         target = path + ("?" + scope["query_string"].decode("latin-1") if scope.get("query_string") else "")
         location = "/login?next=" + quote(target, safe="")
         await send({"type": "http.response.start", "status": 303,
@@ -116,8 +300,34 @@ class TokenMiddleware:
         await send({"type": "http.response.body", "body": b""})
 
 
+class HostCheckMiddleware:
+    """Without a token, answer only requests addressed to a loopback name or a configured one
+    (DNS rebinding: a page on evil.example resolving to 127.0.0.1 sends Host: evil.example).
+    `state.allowed_hosts` None switches the check off (an app embedded by other code)."""
+
+    def __init__(self, app, state_getter: Callable[[], object]):
+        self.app = app
+        self.state_getter = state_getter
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        state = self.state_getter()
+        allowed = getattr(state, "allowed_hosts", None)
+        if allowed is None or getattr(state, "token", None):
+            return await self.app(scope, receive, send)
+        host = Request(scope).headers.get("host", "")
+        if host_allowed(host, allowed):
+            return await self.app(scope, receive, send)
+        message = (f"host not allowed: {host_name(host)!r}; this server answers loopback names only "
+                   "(add a name with 'tgsearch serve --allow-host NAME', or set a token)")
+        await send_json(send, 421, {"error": "host", "message": message})
+
+
 class SecurityHeadersMiddleware:
-    """Adds the Content-Security-Policy and friends to every response that lacks them."""
+    """Adds the Content-Security-Policy and friends to every response that lacks them, and turns
+    an exception nothing else handled into a 500 that carries them too (JSON under /api, a small
+    page elsewhere; the traceback goes to the log)."""
 
     def __init__(self, app):
         self.app = app
@@ -125,9 +335,12 @@ class SecurityHeadersMiddleware:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        started = False
 
         async def send_with_headers(message):
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 headers = list(message.get("headers", []))
                 present = {k.lower() for k, _ in headers}
                 for name, value in SECURITY_HEADERS:
@@ -136,57 +349,34 @@ class SecurityHeadersMiddleware:
                 message = {**message, "headers": headers}
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception:
+            if started:
+                raise     # the response is half sent: only closing the connection is left
+            log.exception("unexpected error on %s %s", scope.get("method"), scope.get("path"))
+            message = "unexpected server error; the server log has the details"
+            if is_api(scope.get("path", "")):
+                await send_json(send_with_headers, 500, {"error": "internal", "message": message})
+            else:
+                await send_page(send_with_headers, 500, "Server error", message)
 
 
-class LoginThrottle:
-    """At most MAX_FAILURES wrong tokens per client address within WINDOW seconds on the login form
-    (then 429 until the oldest failure ages out), so a token cannot be guessed at speed."""
-
-    MAX_FAILURES = 10
-    WINDOW = 15 * 60
-
-    def __init__(self):
-        self._failures: dict[str, list[float]] = {}
-        self._lock = threading.Lock()
-
-    def _recent(self, client: str, now: float) -> list[float]:
-        recent = [t for t in self._failures.get(client, []) if now - t < self.WINDOW]
-        if recent:
-            self._failures[client] = recent
-        else:
-            self._failures.pop(client, None)
-        return recent
-
-    def blocked(self, client: str) -> bool:
-        with self._lock:
-            return len(self._recent(client, time.monotonic())) >= self.MAX_FAILURES
-
-    def failed(self, client: str) -> None:
-        with self._lock:
-            now = time.monotonic()
-            self._recent(client, now)
-            self._failures.setdefault(client, []).append(now)
-            if len(self._failures) > 10_000:      # bound memory: forget the quietest addresses
-                for key in sorted(self._failures, key=lambda k: self._failures[k][-1])[:5_000]:
-                    del self._failures[key]
-
-    def succeeded(self, client: str) -> None:
-        with self._lock:
-            self._failures.pop(client, None)
-
-
-def install(app, token: str | None) -> None:
-    """Add the token check and the security headers to a FastAPI/Starlette app (once).
-
-    The token is kept on ``app.state.token``; the API layer can call ``request_authorized`` too.
-    """
+def install(app, token: str | None, *, allowed_hosts: Iterable[str] | None = None) -> None:
+    """Add the host check, the token check and the security headers to a FastAPI/Starlette app
+    (once; later calls only update the token). The token is kept on ``app.state.token``, the
+    sessions on ``app.state.sessions``, the wrong-token throttle on ``app.state.throttle``.
+    `allowed_hosts`: None = no Host check; else the extra names answered besides loopback."""
     if getattr(app.state, "tgsearch_auth_installed", False):
         if token:
             app.state.token = token
         return
     if token or not getattr(app.state, "token", None):
         app.state.token = token or None
+    app.state.sessions = Sessions()
+    app.state.throttle = LoginThrottle()
+    app.state.allowed_hosts = None if allowed_hosts is None else tuple(allowed_hosts)
     app.state.tgsearch_auth_installed = True
-    app.add_middleware(TokenMiddleware, token_getter=lambda: getattr(app.state, "token", None))
+    app.add_middleware(TokenMiddleware, state_getter=lambda: app.state)
+    app.add_middleware(HostCheckMiddleware, state_getter=lambda: app.state)
     app.add_middleware(SecurityHeadersMiddleware)

@@ -713,8 +713,6 @@ def mount(app: FastAPI, backend, token: str | None = None) -> WebUI:
             return RedirectResponse(nxt, status_code=303)
         return ui.render(request, "login.html", next=nxt, failed=False)
 
-    throttle = auth.LoginThrottle()
-
     @app.post("/login", include_in_schema=False)
     async def login(request: Request):
         form = await request.form()
@@ -722,21 +720,24 @@ def mount(app: FastAPI, backend, token: str | None = None) -> WebUI:
         nxt = auth.safe_next(str(form.get("next") or "/"))
         if not token:
             return RedirectResponse(nxt, status_code=303)
-        client = request.client.host if request.client else ""
-        if throttle.blocked(client):
-            return ui.render(request, "login.html", status=429, next=nxt, failed=False, throttled=True)
+        client = auth.client_address(request)
         given = str(form.get("token") or "")
-        if not hmac.compare_digest(given.encode(), token.encode()):
-            throttle.failed(client)
+        if not hmac.compare_digest(given.encode("utf-8", "surrogatepass"), token.encode()):
+            retry = app.state.throttle.failed(client)    # a right token is never refused (auth.LoginThrottle)
+            if retry:
+                response = ui.render(request, "login.html", status=429, next=nxt, failed=False, throttled=True)
+                response.headers["retry-after"] = str(retry)
+                return response
             return ui.render(request, "login.html", status=401, next=nxt, failed=True)
-        throttle.succeeded(client)
+        app.state.throttle.succeeded(client)
         response = RedirectResponse(nxt, status_code=303)
-        response.set_cookie(auth.COOKIE_NAME, auth.session_value(token), max_age=auth.COOKIE_MAX_AGE,
+        response.set_cookie(auth.COOKIE_NAME, app.state.sessions.create(token), max_age=auth.COOKIE_MAX_AGE,
                             httponly=True, samesite="strict", secure=request.url.scheme == "https", path="/")
         return response
 
     @app.post("/logout", include_in_schema=False)
     def logout(request: Request):
+        app.state.sessions.revoke(request.cookies.get(auth.COOKIE_NAME, ""))   # a copied cookie dies too
         response = RedirectResponse("/login" if ui.token_getter() else "/", status_code=303)
         response.delete_cookie(auth.COOKIE_NAME, path="/")
         return response
