@@ -19,10 +19,9 @@ import threading
 from collections import deque
 from dataclasses import dataclass
 
+from ..search.engine import MAX_LIMIT, MAX_OFFSET  # noqa: F401 - the API's bounds are the engine's
 from ..web.auth import is_api, send_json, send_page
 
-MAX_LIMIT = 200          # most hits one /api/search call returns
-MAX_OFFSET = 100_000     # deepest /api/search offset (exports page internally, see /api/export)
 RETRY_AFTER = 1          # seconds a shed client is told to wait
 
 
