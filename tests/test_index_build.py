@@ -1,4 +1,4 @@
-"""Building a whole lexical index in parallel shards (index/lexical.py, `_build_parallel`).
+"""Building a whole lexical index beside the live one, in parallel shards (index/lexical_build.py).
 
 The shard path must give the same index as one writer: same posts, same high-water mark,
 same hits and scores. It replaces the old index only when it has finished, so a failure or a
@@ -16,8 +16,9 @@ import tantivy
 from search_corpus import POSTS, make_backend
 from tgsearch.analyze.analyzer import Analyzer
 from tgsearch.errors import StoreError
-from tgsearch.index import lexical
-from tgsearch.index.lexical import BUILD_PREFIX, IndexBusyError, LexicalIndex, ShardJoinError, join_shards
+from tgsearch.index import lexical, lexical_build
+from tgsearch.index.lexical import BUILD_PREFIX, IndexBusyError, LexicalIndex, ShardJoinError
+from tgsearch.index.lexical_build import join_shards
 from tgsearch.post import Post
 from tgsearch.search.engine import Engine
 from tgsearch.search.types import SearchRequest
@@ -47,6 +48,7 @@ def hits(store, index, q):
 
 
 def build(backend, root, workers):
+    root.mkdir()                                   # an index lives in an existing data folder
     index = LexicalIndex(root, Analyzer(), workers=workers)
     n = index.rebuild(backend.store)
     return index, n
@@ -89,6 +91,7 @@ def test_joined_index_lists_every_segment_file_and_keeps_taking_writes(tmp_path,
 def test_progress_reaches_every_post(tmp_path, small_batches):
     backend = make_backend(tmp_path)
     seen = []
+    (tmp_path / "other").mkdir()
     index = LexicalIndex(tmp_path / "other", Analyzer(), workers=2)
     index.rebuild(backend.store, on_progress=seen.append)
     assert seen and seen[-1] == len(POSTS) and seen == sorted(seen)
@@ -102,7 +105,7 @@ def test_a_failed_build_leaves_the_old_index_answering(tmp_path, small_batches, 
     backend = make_backend(tmp_path)
     index = backend.index
     before = hits(backend.store, index, "уран")
-    monkeypatch.setattr(lexical, "_build_shard", _failing_shard)   # forked workers inherit it
+    monkeypatch.setattr(lexical_build, "_build_shard", _failing_shard)   # forked workers inherit it
     with pytest.raises(RuntimeError, match="disk full"):
         index.rebuild(backend.store)
     assert hits(backend.store, index, "уран") == before
@@ -136,8 +139,8 @@ def test_the_build_holds_tantivys_writer_lock(tmp_path, small_batches, monkeypat
             seen.append(str(e))
         raise RuntimeError("stop here")
 
-    monkeypatch.setattr(lexical, "_build_shard", shard_that_tries_the_lock)
-    monkeypatch.setattr(lexical, "ProcessPoolExecutor", _InProcessPool)
+    monkeypatch.setattr(lexical_build, "_build_shard", shard_that_tries_the_lock)
+    monkeypatch.setattr(lexical_build, "ProcessPoolExecutor", _InProcessPool)
     with pytest.raises(RuntimeError, match="stop here"):
         index.rebuild(backend.store)
     assert seen and all("LockBusy" in s for s in seen)
@@ -195,7 +198,7 @@ def _join_fails(target, shards):
 def test_an_unjoinable_build_falls_back_to_one_writer(tmp_path, small_batches, monkeypatch):
     backend = make_backend(tmp_path)
     before = hits(backend.store, backend.index, "уран")
-    monkeypatch.setattr(lexical, "join_shards", _join_fails)
+    monkeypatch.setattr(lexical_build, "join_shards", _join_fails)
     with pytest.warns(RuntimeWarning, match="one writer instead"):
         assert backend.index.rebuild(backend.store) == len(POSTS)
     assert backend.index.searcher().num_segments == 1
@@ -261,7 +264,7 @@ def test_title_and_rest_apart_match_the_whole_text_on_the_22k_corpus():
     assert checked > 10_000
 
 
-_REAL_SHARD, _REAL_RANGE = lexical._build_shard, lexical._analyze_range
+_REAL_SHARD, _REAL_RANGE = lexical_build._build_shard, lexical._analyze_range
 _second_shard_report: list[Path] = []   # set by the test before the workers fork
 
 
@@ -284,9 +287,10 @@ def test_a_failing_shard_stops_the_others(tmp_path, monkeypatch):
     monkeypatch.setattr(lexical, "BATCH", 1)
     backend = make_backend(tmp_path)
     backend.store.upsert(many_posts(60))
-    monkeypatch.setattr(lexical, "_build_shard", _first_shard_fails)
+    monkeypatch.setattr(lexical_build, "_build_shard", _first_shard_fails)
     monkeypatch.setattr(lexical, "_analyze_range", _slow_range)
     _second_shard_report[:] = [tmp_path / "second-shard.txt"]
+    (tmp_path / "other").mkdir()
     index = LexicalIndex(tmp_path / "other", Analyzer(), workers=2)
     with pytest.raises(RuntimeError, match="disk full"):
         index.rebuild(backend.store)
