@@ -14,9 +14,8 @@ import numpy as np
 import pytest
 
 from tgsearch.errors import IndexMismatchError
-from tgsearch.index.vectors import (
-    MAX_PASSAGES, VectorIndex, VectorStore, fill, passages_for, vector_status, vectors_dir,
-)
+from tgsearch.index.vector_fill import fill
+from tgsearch.index.vectors import MAX_PASSAGES, VectorIndex, VectorStore, passages_for, vector_status, vectors_dir
 from tgsearch.post import Post
 from tgsearch.search.semantic import SemanticRetriever
 from tgsearch.store import Store

@@ -230,10 +230,13 @@ def serve(db, host, port, token):
 
     from .api.app import create_app
 
-    backend = open_backend(db)
-    backend.warm_up()  # open and catch up the index, load the query embedder, before taking requests
-    err.print(f"tgsearch: http://{host}:{port}/  (API docs: /api/docs; store: {backend.root})", highlight=False)
-    uvicorn.run(create_app(backend, token=token), host=host, port=port, log_level="warning")
+    backend = open_backend(db, worker=True)   # one background thread catches the indexes up
+    try:
+        backend.warm_up()  # open the index, load the query embedder, before taking requests
+        err.print(f"tgsearch: http://{host}:{port}/  (API docs: /api/docs; store: {backend.root})", highlight=False)
+        uvicorn.run(create_app(backend, token=token), host=host, port=port, log_level="warning")
+    finally:
+        backend.close()   # stops and joins the worker
 
 
 @main.command()
@@ -241,8 +244,10 @@ def serve(db, host, port, token):
 @click.option("--vectors", "vectors_model", default=None, metavar="MODEL",
               help="Instead: switch the embedding model and rebuild the vectors (use-multilingual-v3, e5-small-4bit, st:/path).")
 def reindex(db, vectors_model):
-    """Rebuild the search index from the store (after an analyzer upgrade or index damage)."""
-    backend = open_backend(db, create=False)
+    """Rebuild the search index from the store (after an analyzer upgrade or index damage).
+
+    The new index is built beside the live one, which keeps answering searches until it is swapped in."""
+    backend = open_backend(db, create=False, read_only=False)
     started = time.perf_counter()
     if vectors_model:
         def progress(done, hwm):
@@ -255,6 +260,7 @@ def reindex(db, vectors_model):
         return
     n = backend.reindex()
     took = time.perf_counter() - started
+    backend.close()
     out.print(f"indexed {n} posts in {took:.1f} s ({n / max(took, 1e-9):.0f} posts/s)", highlight=False)
 
 
