@@ -79,6 +79,7 @@ class DataFolder:
 
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
+        self._fd = -1
         try:
             self._fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
         except OSError as e:
