@@ -201,4 +201,5 @@ def test_the_worker_fills_vectors_in_its_thread(tmp_path, no_processes):
     status = vector_status(backend.store, MODEL)
     assert status["complete"] and status["posts_with_vectors"] == 6
     assert no_processes == []                                 # no filler process, no embedding pool
-    backend.close()
+    backend.close()                                           # joins the worker, its round done
+    assert list(vectors_dir(tmp_path / "db", MODEL).glob("hnsw-*.usearch"))   # the graph saved for next time

@@ -14,6 +14,7 @@ its data folder is deleted or replaced (index/guard.py): it never recreates it.
 from __future__ import annotations
 
 import threading
+import time
 from typing import TYPE_CHECKING
 
 from .errors import StoreError, TgsearchError
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from .backend import EmbeddedBackend
 
 INTERVAL = 30.0   # seconds between rounds when nothing pokes the worker (writes from other processes)
+GRAPH_SAVE_EVERY = 300.0   # at most this often, save the vector search graph for the next start
 
 
 class Worker:
@@ -41,6 +43,7 @@ class Worker:
         self.indexed = -1        # the lexical index's high-water mark after the last round
         self.error: BaseException | None = None   # the last round's error (None when it went well)
         self.stopped: str | None = None           # why the thread ended
+        self._graph_saved_at: float | None = None
 
     def start(self) -> "Worker":
         if self._thread is None:
@@ -126,7 +129,11 @@ class Worker:
         if self.vectors and error is None and not self._stop.is_set():
             try:
                 # In this thread, one process: embedding pools are for `ingest`'s filler.
-                backend.vectors.fill(stop=self._interrupt, wait=False, workers=1)
+                filled = backend.vectors.fill(stop=self._interrupt, wait=False, workers=1, save_index=False)
+                now = time.monotonic()
+                if filled and (self._graph_saved_at is None or now - self._graph_saved_at >= GRAPH_SAVE_EVERY):
+                    backend.vectors.save_graph()   # not after every small write: a big graph is slow to save
+                    self._graph_saved_at = now
             except Exception as e:  # noqa: BLE001 - as above
                 with self._done:
                     self.error = e

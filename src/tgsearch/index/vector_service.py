@@ -11,7 +11,7 @@ from ..errors import StoreError
 from ..store import Store
 from .guard import DataFolder
 from .vector_fill import VectorFiller, fill, reset, spawn_filler
-from .vectors import ACTIVE_META_KEY, VectorIndex, active_model, vector_status, vectors_dir
+from .vectors import ACTIVE_META_KEY, HNSW, VectorIndex, VectorStore, active_model, vector_status, vectors_dir
 
 FILL_MODES = ("process", "thread", "sync", "off")
 
@@ -86,11 +86,32 @@ class VectorService:
                 self._proc = spawn_filler(self.store.root, self.model, log=directory / "fill.log")
 
     def fill(self, on_batch: Callable[[int, int], None] | None = None, *, stop: threading.Event | None = None,
-             wait: bool = True, workers: int | None = None) -> int:
+             wait: bool = True, workers: int | None = None, save_index: bool = True) -> int:
         """Embed everything missing now, in this process (`workers` > 1: a pool of embedding
-        processes for a big backlog); a set `stop` ends it after the current batch."""
+        processes for a big backlog); a set `stop` ends it after the current batch. `save_index`:
+        save the search graph afterwards (a server's own reader keeps its graph up instead)."""
         return fill(self.store, self.model, on_batch=on_batch, stop=stop, wait=wait, workers=workers,
-                    folder=self._writable())
+                    save_index=save_index, folder=self._writable())
+
+    def save_graph(self) -> None:
+        """Save the search graph for the next process: this process's loaded graph (topped up
+        from vectors.sqlite) when there is one, else one built from the saved file and sqlite."""
+        folder = self._writable()
+        with self._lock:
+            index = self._index if self._index is not None and self._index.model == self.model else None
+        if index is not None:
+            if folder.alive():
+                index.graph.sync(save=True)
+            return
+        directory = vectors_dir(self.store.root, self.model)
+        if not (directory / "vectors.sqlite").exists() or not folder.alive():
+            return
+        embedder = get_embedder(self.model)   # name and dim only: the model loads on first use
+        vstore = VectorStore(directory, embedder.name, embedder.dim, folder=folder)
+        try:
+            HNSW(directory, vstore).sync(save=True)
+        finally:
+            vstore.close()
 
     def switch(self, model: str, on_batch: Callable[[int, int], None] | None = None) -> int:
         """Make `model` the folder's embedding model and build its vectors from scratch."""
