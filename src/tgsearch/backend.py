@@ -64,7 +64,8 @@ class EmbeddedBackend:
         if worker:
             from .worker import Worker
 
-            self.worker = Worker(self).start()
+            self.worker = Worker(self)   # set before it starts: `index` asks whether there is one
+            self.worker.start()
 
     # -- collect -----------------------------------------------------------------------------
     def ingest(self, paths, *, encoding: str | None = None, format: str | None = None, channel: str | None = None,
