@@ -203,3 +203,30 @@ def test_the_worker_fills_vectors_in_its_thread(tmp_path, no_processes):
     assert no_processes == []                                 # no filler process, no embedding pool
     backend.close()                                           # joins the worker, its round done
     assert list(vectors_dir(tmp_path / "db", MODEL).glob("hnsw-*.usearch"))   # the graph saved for next time
+
+
+def test_serve_runs_one_worker_and_stops_it_on_shutdown(tmp_path, monkeypatch):
+    import uvicorn
+
+    import tgsearch.api.app
+
+    make_backend(tmp_path).close()
+    seen = {}
+
+    def create_app(backend, token=None):
+        seen["backend"] = backend
+        return object()
+
+    def run(app, **kwargs):                          # the server loop: a write arrives, then shutdown
+        backend = seen["backend"]
+        seen["threads"] = len(worker_threads())
+        backend.store.upsert(drill_posts(0, 3))
+        backend.after_write()
+        seen["found"] = lexical_ids(backend, "буровая")
+
+    monkeypatch.setattr(tgsearch.api.app, "create_app", create_app)
+    monkeypatch.setattr(uvicorn, "run", run)
+    result = CliRunner().invoke(main, ["serve", "--db", str(tmp_path / "db")])
+    assert result.exit_code == 0, result.output
+    assert seen["threads"] == 1 and len(seen["found"]) == 3
+    assert worker_threads() == [] and not seen["backend"].worker.running
