@@ -77,8 +77,9 @@ def test_read_only_commands_start_no_process_and_write_nothing(tmp_path, monkeyp
     assert json.loads(behind.output)["total"] == 0                                     # not indexed yet
     stats = runner.invoke(main, ["stats", "--db", db, "--json"])
     assert stats.exit_code == 0, stats.output
-    index = json.loads(stats.output)["index"]
+    index, vectors = json.loads(stats.output)["index"], json.loads(stats.output)["vectors"]
     assert index["behind"] == 30 and index["indexed"] == len(POSTS)
+    assert vectors["behind"] == len(POSTS) + 30 and not vectors["complete"]   # never filled (vectors were off)
     assert runner.invoke(main, ["export", "--db", db]).exit_code == 0
     assert runner.invoke(main, ["show", "drill/3", "--db", db]).exit_code == 0
     check = runner.invoke(main, ["check", "--db", db, "--json"])

@@ -453,20 +453,27 @@ class VectorIndex:
 
 
 def vector_status(store: Store, model: str | None = None) -> dict:
-    """How far the vectors of `model` are, without loading the model (for `tgsearch stats`)."""
+    """How far the vectors of `model` are, without loading the model (for `tgsearch stats`):
+    `behind` is how many store versions are not embedded yet. Never creates a file."""
     model = model or active_model(store)
     directory = vectors_dir(store.root, model)
-    out = {"model": model, "posts": store.count(), "posts_with_vectors": 0, "vectors": 0, "complete": False}
+    top = store.max_version()
+    out = {"model": model, "posts": store.count(), "posts_with_vectors": 0, "vectors": 0, "hwm": 0,
+           "behind": top, "complete": False}
     path = directory / "vectors.sqlite"
     if not path.exists():
         return out
-    conn = sqlite3.connect(path, timeout=30)
+    try:
+        conn = sqlite3.connect(Path(path).absolute().as_uri() + "?mode=rw", uri=True, timeout=30)
+    except sqlite3.Error:
+        return out
     try:
         out["posts_with_vectors"] = conn.execute("SELECT COUNT(DISTINCT post_id) FROM entries").fetchone()[0]
         out["vectors"] = conn.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
         row = conn.execute("SELECT value FROM meta WHERE key='hwm'").fetchone()
-        hwm = int(row[0]) if row else 0
-        out["complete"] = hwm >= store.max_version()
+        out["hwm"] = hwm = int(row[0]) if row else 0
+        out["behind"] = max(0, top - hwm)
+        out["complete"] = hwm >= top
     except sqlite3.Error:
         pass
     finally:
