@@ -556,3 +556,22 @@ def test_a_killed_first_build_leaves_no_worker_and_the_next_ingest_works(tmp_pat
     found = CliRunner().invoke(main, ["search", "уран", "--db", str(db), "--json", "--mode", "lexical"])
     assert json.loads(found.output)["total"] == 600        # every tenth post speaks of uranium
     assert CliRunner().invoke(main, ["check", "--db", str(db)]).exit_code == 0
+
+
+def test_opening_a_folder_whose_first_build_is_running_does_not_delete_it(tmp_path, monkeypatch):
+    from tgsearch.store import Store
+
+    store = Store(tmp_path / "db")
+    store.upsert(many_posts(12))
+    opened = []
+
+    def open_meanwhile(done):
+        try:
+            LexicalIndex(tmp_path / "db", Analyzer())   # e.g. another ingest opening the index
+        except IndexBusyError as e:
+            opened.append(e)
+
+    index = LexicalIndex(tmp_path / "db", Analyzer(), open_existing=False)   # no index there yet
+    assert index.rebuild(store, on_progress=open_meanwhile) == 12
+    assert opened and all("is writing this index" in e.message for e in opened)
+    assert index.count() == 12 and index.check(store)["ok"]

@@ -245,8 +245,13 @@ class LexicalIndex:
             self.index = _open_tantivy(None)   # nothing built yet: nothing to search
             return
         elif self.path.exists():
-            # Index files without our identity (interrupted creation): nothing to trust, start over.
-            shutil.rmtree(self.path)
+            # Index files without our identity (interrupted creation): nothing to trust, start over,
+            # unless a first build holds the lock (IndexBusyError): it will put an index here.
+            lock = build.take_lock(self.path, self.path / WRITER_LOCK)
+            try:
+                shutil.rmtree(self.path)
+            finally:
+                os.close(lock)
         if self.read_only and not (self.path / "meta.json").exists():
             self.index = _open_tantivy(None)
             return
