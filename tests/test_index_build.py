@@ -1,4 +1,4 @@
-"""Building a whole lexical index in parallel shards (index/lexical.py, `_build_parallel`).
+"""Building a whole lexical index beside the live one, in parallel shards (index/lexical_build.py).
 
 The shard path must give the same index as one writer: same posts, same high-water mark,
 same hits and scores. It replaces the old index only when it has finished, so a failure or a
@@ -16,8 +16,9 @@ import tantivy
 from search_corpus import POSTS, make_backend
 from tgsearch.analyze.analyzer import Analyzer
 from tgsearch.errors import StoreError
-from tgsearch.index import lexical
-from tgsearch.index.lexical import BUILD_PREFIX, IndexBusyError, LexicalIndex, ShardJoinError, join_shards
+from tgsearch.index import lexical, lexical_build
+from tgsearch.index.lexical import BUILD_PREFIX, IndexBusyError, LexicalIndex, ShardJoinError
+from tgsearch.index.lexical_build import join_shards
 from tgsearch.post import Post
 from tgsearch.search.engine import Engine
 from tgsearch.search.types import SearchRequest
@@ -47,6 +48,7 @@ def hits(store, index, q):
 
 
 def build(backend, root, workers):
+    root.mkdir()                                   # an index lives in an existing data folder
     index = LexicalIndex(root, Analyzer(), workers=workers)
     n = index.rebuild(backend.store)
     return index, n
@@ -89,6 +91,7 @@ def test_joined_index_lists_every_segment_file_and_keeps_taking_writes(tmp_path,
 def test_progress_reaches_every_post(tmp_path, small_batches):
     backend = make_backend(tmp_path)
     seen = []
+    (tmp_path / "other").mkdir()
     index = LexicalIndex(tmp_path / "other", Analyzer(), workers=2)
     index.rebuild(backend.store, on_progress=seen.append)
     assert seen and seen[-1] == len(POSTS) and seen == sorted(seen)
@@ -102,7 +105,7 @@ def test_a_failed_build_leaves_the_old_index_answering(tmp_path, small_batches, 
     backend = make_backend(tmp_path)
     index = backend.index
     before = hits(backend.store, index, "уран")
-    monkeypatch.setattr(lexical, "_build_shard", _failing_shard)   # forked workers inherit it
+    monkeypatch.setattr(lexical_build, "_build_shard", _failing_shard)   # forked workers inherit it
     with pytest.raises(RuntimeError, match="disk full"):
         index.rebuild(backend.store)
     assert hits(backend.store, index, "уран") == before
@@ -136,8 +139,8 @@ def test_the_build_holds_tantivys_writer_lock(tmp_path, small_batches, monkeypat
             seen.append(str(e))
         raise RuntimeError("stop here")
 
-    monkeypatch.setattr(lexical, "_build_shard", shard_that_tries_the_lock)
-    monkeypatch.setattr(lexical, "ProcessPoolExecutor", _InProcessPool)
+    monkeypatch.setattr(lexical_build, "_build_shard", shard_that_tries_the_lock)
+    monkeypatch.setattr(lexical_build, "ProcessPoolExecutor", _InProcessPool)
     with pytest.raises(RuntimeError, match="stop here"):
         index.rebuild(backend.store)
     assert seen and all("LockBusy" in s for s in seen)
@@ -195,7 +198,7 @@ def _join_fails(target, shards):
 def test_an_unjoinable_build_falls_back_to_one_writer(tmp_path, small_batches, monkeypatch):
     backend = make_backend(tmp_path)
     before = hits(backend.store, backend.index, "уран")
-    monkeypatch.setattr(lexical, "join_shards", _join_fails)
+    monkeypatch.setattr(lexical_build, "join_shards", _join_fails)
     with pytest.warns(RuntimeWarning, match="one writer instead"):
         assert backend.index.rebuild(backend.store) == len(POSTS)
     assert backend.index.searcher().num_segments == 1
@@ -261,7 +264,7 @@ def test_title_and_rest_apart_match_the_whole_text_on_the_22k_corpus():
     assert checked > 10_000
 
 
-_REAL_SHARD, _REAL_RANGE = lexical._build_shard, lexical._analyze_range
+_REAL_SHARD, _REAL_RANGE = lexical_build._build_shard, lexical._analyze_range
 _second_shard_report: list[Path] = []   # set by the test before the workers fork
 
 
@@ -284,9 +287,10 @@ def test_a_failing_shard_stops_the_others(tmp_path, monkeypatch):
     monkeypatch.setattr(lexical, "BATCH", 1)
     backend = make_backend(tmp_path)
     backend.store.upsert(many_posts(60))
-    monkeypatch.setattr(lexical, "_build_shard", _first_shard_fails)
+    monkeypatch.setattr(lexical_build, "_build_shard", _first_shard_fails)
     monkeypatch.setattr(lexical, "_analyze_range", _slow_range)
     _second_shard_report[:] = [tmp_path / "second-shard.txt"]
+    (tmp_path / "other").mkdir()
     index = LexicalIndex(tmp_path / "other", Analyzer(), workers=2)
     with pytest.raises(RuntimeError, match="disk full"):
         index.rebuild(backend.store)
@@ -347,3 +351,227 @@ def test_an_open_reader_follows_the_swapped_index(tmp_path, small_batches):
         time.sleep(0.1)
     assert reader.search(SearchRequest(q="уран", mode="lexical")).total == 3
     assert reader.index.count() == len(POSTS) + 12
+
+
+# -- tgsearch reindex: beside the live index, swapped in, under the writer lock ------------------
+@pytest.fixture(params=["one writer", "shards"])
+def build_path(request, monkeypatch):
+    if request.param == "shards":
+        monkeypatch.setattr(lexical, "POOL_MIN", 1)
+        monkeypatch.setattr(lexical, "BATCH", 3)
+    return request.param
+
+
+def test_a_search_during_reindex_answers_from_the_old_index(tmp_path, build_path):
+    backend = make_backend(tmp_path)
+    backend.store.upsert(many_posts(30))                    # "уран" in 3 of them; the index not told
+    reader = LexicalIndex(tmp_path / "db", backend.index.analyzer)   # e.g. `tgsearch serve` meanwhile
+    seen = []
+
+    def during(done):
+        fresh = LexicalIndex(tmp_path / "db", backend.index.analyzer, read_only=True)   # `tgsearch search`
+        for index in (reader, fresh):
+            seen.append((index.count(), [pid for pid, _ in hits(backend.store, index, "уран")]))
+
+    assert backend.reindex(on_progress=during) == len(POSTS) + 30
+    assert seen and all(found == (len(POSTS), ["steppe_news/1"]) for found in seen)
+    reader.index.reload()
+    assert reader.count() == len(POSTS) + 30                # the reader follows the swap
+    assert len(hits(backend.store, reader, "уран")) == 4
+    assert backend.check()["ok"]
+    assert not list((tmp_path / "db" / "index").glob(BUILD_PREFIX + "*"))
+
+
+def test_a_failing_reindex_leaves_the_old_index(tmp_path, build_path, monkeypatch):
+    backend = make_backend(tmp_path)
+    before = hits(backend.store, backend.index, "уран")
+    calls = []
+
+    def second_batch_fails(*args):
+        calls.append(args)
+        if len(calls) > 1:
+            raise RuntimeError("disk full")
+        return _REAL_RANGE(*args)
+
+    monkeypatch.setattr(lexical, "_analyze_range", second_batch_fails)   # forked workers inherit it
+    monkeypatch.setattr(lexical, "BATCH", 3)
+    with pytest.raises(RuntimeError, match="disk full"):
+        backend.reindex()
+    reopened = LexicalIndex(tmp_path / "db", backend.index.analyzer)
+    assert reopened.count() == len(POSTS) and reopened.check(backend.store)["ok"]
+    assert hits(backend.store, reopened, "уран") == before
+    assert not list((tmp_path / "db" / "index").glob(BUILD_PREFIX + "*"))
+
+
+def test_reindex_refuses_an_index_another_writer_holds(tmp_path):
+    backend = make_backend(tmp_path)
+    holder = LexicalIndex(tmp_path / "db", backend.index.analyzer)
+    writer = holder.open_writer()                           # an ingest is writing it
+    with pytest.raises(IndexBusyError, match="is writing this index"):
+        backend.reindex()
+    assert holder.count() == len(POSTS)                     # nothing deleted under the writer
+    writer.rollback()
+    del writer
+    assert backend.reindex() == len(POSTS)
+    assert backend.check()["ok"]
+
+
+HOLD_SCRIPT = """
+import os, sys, time
+from tgsearch.index.lexical import LexicalIndex
+from tgsearch.index.lexical_build import take_lock
+index = LexicalIndex(sys.argv[1])
+fd = take_lock(index.path, index.path / ".tantivy-writer.lock")
+if sys.argv[2] == "orphan":                 # a child inherits the lock, then its parent dies
+    if os.fork() == 0:
+        time.sleep(120)
+        os._exit(0)
+print("locked", flush=True)
+if sys.argv[2] == "orphan":
+    os._exit(0)
+time.sleep(120)
+"""
+
+
+def _held(tmp_path, how):
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", HOLD_SCRIPT, str(tmp_path / "db"), how],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def test_a_busy_index_names_the_process_holding_it(tmp_path):
+    backend = make_backend(tmp_path)
+    proc = _held(tmp_path, "holder")
+    try:
+        with pytest.raises(IndexBusyError) as info:
+            backend.reindex()
+        assert f"(pid {proc.pid})" in info.value.message
+    finally:
+        proc.kill()
+        proc.wait()
+    assert backend.reindex() == len(POSTS)                  # a lock dies with its holder
+
+
+def test_a_lock_left_to_a_child_of_a_dead_writer_is_named_as_such(tmp_path):
+    import os
+    import signal
+
+    from tgsearch.index.guard import lock_holders
+
+    backend = make_backend(tmp_path)
+    proc = _held(tmp_path, "orphan")
+    proc.wait()                                             # the writer has exited; its child holds on
+    lock = tmp_path / "db" / "index" / "lexical" / ".tantivy-writer.lock"
+    orphans = lock_holders(lock)
+    assert len(orphans) == 1
+    try:
+        with pytest.raises(IndexBusyError) as info:
+            backend.reindex()
+        message = info.value.message
+        assert f"(pid {orphans[0]})" in message and f"pid {proc.pid}, which took the lock, has exited" in message
+    finally:
+        os.kill(orphans[0], signal.SIGKILL)
+    deadline = __import__("time").monotonic() + 10
+    while lock_holders(lock) and __import__("time").monotonic() < deadline:
+        __import__("time").sleep(0.05)
+    assert backend.reindex() == len(POSTS)
+
+
+# -- a killed first build: its workers die with it -------------------------------------------------
+INGEST_SCRIPT = """
+import sys
+from tgsearch.index import lexical
+lexical.POOL_MIN, lexical.BATCH = 1, 5
+from tgsearch.cli import main
+main(sys.argv[1:])
+"""
+
+
+def _children(pid: int) -> set[int]:
+    import os
+
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.add(int(entry))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+def test_a_killed_first_build_leaves_no_worker_and_the_next_ingest_works(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from click.testing import CliRunner
+    from tgsearch.cli import main
+
+    src = tmp_path / "posts.jsonl"
+    src.write_text("".join(json.dumps({"id": p.message_ids[0], "channel": p.channel, "text": p.text * 3},
+                                      ensure_ascii=False) + "\n" for p in many_posts(6000)), encoding="utf-8")
+    db = tmp_path / "db"
+    cmd = [sys.executable, "-c", INGEST_SCRIPT, "ingest", str(src), "--db", str(db), "-q"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None and not list(
+            (db / "index").glob(BUILD_PREFIX + "*/[01]")):
+        time.sleep(0.005)                                # the shard workers have started writing
+    workers = _children(proc.pid)
+    assert proc.poll() is None and workers, proc.stderr.read().decode()[-500:] if proc.poll() is not None else ""
+    os.kill(proc.pid, signal.SIGKILL)                    # the ingest alone, as `kill -9 <pid>`
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_alive(w) for w in workers):
+        time.sleep(0.05)
+    survivors = [w for w in workers if _alive(w)]
+    for w in survivors:
+        os.kill(w, signal.SIGKILL)
+    assert not survivors, "index-build workers outlived the killed ingest"
+
+    again = subprocess.run([sys.executable, "-m", "tgsearch.cli", "ingest", str(src), "--db", str(db), "-q"],
+                           capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    found = CliRunner().invoke(main, ["search", "уран", "--db", str(db), "--json", "--mode", "lexical"])
+    assert json.loads(found.output)["total"] == 600        # every tenth post speaks of uranium
+    assert CliRunner().invoke(main, ["check", "--db", str(db)]).exit_code == 0
+
+
+def test_opening_a_folder_whose_first_build_is_running_does_not_delete_it(tmp_path, monkeypatch):
+    from tgsearch.store import Store
+
+    store = Store(tmp_path / "db")
+    store.upsert(many_posts(12))
+    opened = []
+
+    def open_meanwhile(done):
+        try:
+            LexicalIndex(tmp_path / "db", Analyzer())   # e.g. another ingest opening the index
+        except IndexBusyError as e:
+            opened.append(e)
+
+    index = LexicalIndex(tmp_path / "db", Analyzer(), open_existing=False)   # no index there yet
+    assert index.rebuild(store, on_progress=open_meanwhile) == 12
+    assert opened and all("is writing this index" in e.message for e in opened)
+    assert index.count() == 12 and index.check(store)["ok"]

@@ -14,9 +14,8 @@ import numpy as np
 import pytest
 
 from tgsearch.errors import IndexMismatchError
-from tgsearch.index.vectors import (
-    MAX_PASSAGES, VectorIndex, VectorStore, fill, passages_for, vector_status, vectors_dir,
-)
+from tgsearch.index.vector_fill import fill
+from tgsearch.index.vectors import MAX_PASSAGES, VectorIndex, VectorStore, passages_for, vector_status, vectors_dir
 from tgsearch.post import Post
 from tgsearch.search.semantic import SemanticRetriever
 from tgsearch.store import Store
@@ -233,3 +232,73 @@ def test_background_filler_stops_when_its_folder_is_deleted(tmp_path):
         proc.kill()
         pytest.fail("the filler kept embedding for a data folder that no longer exists")
     assert proc.returncode == 0, proc.stderr.read()[-500:]
+
+
+def test_fill_never_recreates_a_deleted_data_folder(store):
+    import shutil
+
+    from tgsearch.errors import StoreError
+
+    store.upsert(make_posts(2))
+    shutil.rmtree(store.root)                    # e.g. a script removed the folder; the store was open
+    with pytest.raises(StoreError, match="gone|deleted"):
+        fill(store, MODEL)
+    assert not store.root.exists()
+
+
+def test_fill_does_not_write_into_a_folder_made_since_under_the_same_name(store):
+    import shutil
+
+    from tgsearch.errors import StoreError
+    from tgsearch.index.guard import DataFolder
+
+    store.upsert(make_posts(2))
+    folder = DataFolder(store.root)              # as the filler found it when it started
+    shutil.rmtree(store.root)
+    store.root.mkdir()                           # a new folder of the same name
+    with pytest.raises(StoreError, match="deleted or replaced"):
+        fill(store, MODEL, folder=folder)
+    assert list(store.root.iterdir()) == []
+
+
+def _opened(pid: int, name: str) -> bool:
+    try:
+        return any(os.readlink(f"/proc/{pid}/fd/{fd}").endswith(name) for fd in os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/fd"), reason="watches the filler's open files in /proc")
+def test_an_ingest_filler_exits_when_its_folder_is_deleted_and_never_recreates_it(tmp_path, monkeypatch):
+    import json
+    import shutil
+
+    from tgsearch.backend import EmbeddedBackend
+
+    monkeypatch.setenv("TGSEARCH_EMBED_THREADS", "1")
+    root = tmp_path / "db"
+    src = tmp_path / "posts.jsonl"
+    src.write_text("".join(json.dumps({"id": p.message_ids[0], "channel": p.channel, "text": p.text},
+                                      ensure_ascii=False) + "\n" for p in make_posts(40)), encoding="utf-8")
+    backend = EmbeddedBackend(root, vectors="process")
+    backend.ingest([src])                        # starts the background filler (`tgsearch ingest` does)
+    proc = backend.vectors._proc
+    assert proc is not None
+    backend.close()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None and not _opened(proc.pid, "store.sqlite-shm"):
+        time.sleep(0.001)
+    # The filler has opened the store and is about to make its vector folder; the folder goes now
+    # (as `rm -rf`, again while the filler still adds files: a deletion racing a creation).
+    for _ in range(100):
+        shutil.rmtree(root, ignore_errors=True)
+        if not root.exists():
+            break
+    assert not root.exists()
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        pytest.fail("the filler kept running for a data folder that no longer exists")
+    assert not root.exists(), sorted(str(p) for p in root.rglob("*"))

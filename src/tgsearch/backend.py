@@ -7,9 +7,11 @@ same protocol; one contract test suite runs against every backend.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Protocol, runtime_checkable
 
+from .errors import StoreError
 from .ingest import FileReport, IngestReport, ingest
 from .post import Post
 from .store import Store
@@ -37,19 +39,45 @@ class Backend(Protocol):
 
 
 class EmbeddedBackend:
-    """SQLite store plus the derived indexes in one data folder."""
+    """SQLite store plus the derived indexes in one data folder.
+
+    Who does the derived work (catching the lexical index up, filling vectors):
+    - default: a write (`ingest`) brings the lexical index up to date before it returns, and
+      vectors follow according to `vectors` / ``TGSEARCH_VECTORS`` (index/vector_service.py:
+      by default a detached filler process that completes them after the command exits);
+      opening the index catches it up.
+    - ``worker=True`` (`tgsearch serve`): one background thread does it all (tgsearch.worker),
+      woken by writes and on a timer; `close()` stops it.
+    - ``read_only=True`` (the CLI's search, stats, export, show, check): nothing is written and no
+      process is started (no index build, no vector filler); searches answer from what is
+      indexed, and `stats` and `check` say how far the indexes are behind the store (`ingest`,
+      `serve` or `reindex` catch them up).
+    """
 
     def __init__(self, root: str | os.PathLike | None = None, *, create: bool = True, analyzer=None,
-                 vectors: str | None = None):
-        self.store = Store(root, create=create)
+                 vectors: str | None = None, read_only: bool = False, worker: bool = False):
+        if read_only and worker:
+            raise ValueError("a read-only backend has no background worker")
+        self.read_only = read_only
+        self.store = Store(root, create=create and not read_only)
         self.root: Path = self.store.root
         self._analyzer = analyzer
         self._index = None
         self._engine = None
-        from .index.vectors import VectorService
+        self._open_lock = threading.RLock()
+        from .index.guard import DataFolder
+        from .index.vector_service import VectorService
 
-        # vectors: process | thread | sync | off (env TGSEARCH_VECTORS); see index/vectors.py
-        self.vectors = VectorService(self.store, vectors)
+        # The folder as found now: writers create files only inside it, and stop when it goes.
+        self.folder = None if read_only else DataFolder(self.root)
+        # vectors: process | thread | sync | off (env TGSEARCH_VECTORS); see index/vector_service.py
+        self.vectors = VectorService(self.store, vectors, read_only=read_only, folder=self.folder)
+        self.worker = None
+        if worker:
+            from .worker import Worker
+
+            self.worker = Worker(self)   # set before it starts: `index` asks whether there is one
+            self.worker.start()
 
     # -- collect -----------------------------------------------------------------------------
     def ingest(self, paths, *, encoding: str | None = None, format: str | None = None, channel: str | None = None,
@@ -60,26 +88,37 @@ class EmbeddedBackend:
         self.after_write()
         return report
 
-    def after_write(self) -> None:
-        """Bring derived indexes up to the store."""
+    def after_write(self, *, wait: bool = True) -> None:
+        """Bring derived indexes up to the store: the lexical index before returning (with a
+        worker: unless `wait` is False), the vectors per the vectors mode or in the worker."""
+        if self.read_only:
+            raise StoreError(f"{self.root}: opened read-only; writes go through ingest or serve")
+        if self.worker is not None:
+            if wait:
+                self.worker.wait_indexed(self.store.max_version())
+            else:
+                self.worker.poke()
+            return
         self.index.catch_up(self.store)
         self.vectors.after_write()
 
     # -- search (lexical index and engine) ---------------------------------------------------
     @property
     def index(self):
-        """The lexical index, opened on first use and caught up with the store."""
+        """The lexical index, opened on first use (and then caught up with the store, unless
+        read-only or the worker does it)."""
         if self._index is None:
-            from .index.lexical import LexicalIndex
+            with self._open_lock:
+                if self._index is None:
+                    from .index.lexical import IndexBusyError, LexicalIndex
 
-            from .index.lexical import IndexBusyError
-
-            index = LexicalIndex(self.root, self._analyzer)
-            try:
-                index.catch_up(self.store)
-            except IndexBusyError:
-                pass  # another process (an ingest) is writing it and will bring it up to date
-            self._index = index
+                    index = LexicalIndex(self.root, self._analyzer, read_only=self.read_only)
+                    if not self.read_only and self.worker is None:
+                        try:
+                            index.catch_up(self.store)
+                        except IndexBusyError:
+                            pass  # another process (an ingest) is writing it and will bring it up to date
+                    self._index = index
         return self._index
 
     @property
@@ -131,18 +170,18 @@ class EmbeddedBackend:
         return self.store.rename_channel(channel, title)
 
     def reindex(self, on_progress=None) -> int:
-        """Throw the lexical index away and build it again from the store."""
-        import shutil
-
+        """Build the lexical index again from the store, beside the live one (which keeps
+        answering searches, here and in other processes) and swap it in when complete, holding
+        the index's writer lock; a build that fails or is killed leaves the old index. Also
+        replaces an index built by another analyzer."""
+        if self.read_only:
+            raise StoreError(f"{self.root}: opened read-only; cannot reindex")
         from .index.lexical import LexicalIndex
 
-        self._index = self._engine = None
-        path = self.root / "index" / "lexical"
-        if path.exists():
-            shutil.rmtree(path)
-        index = LexicalIndex(self.root, self._analyzer)
-        n = index.rebuild(self.store, on_progress=on_progress)
-        self._index = index
+        with self._open_lock:
+            index = LexicalIndex(self.root, self._analyzer, open_existing=False)
+            n = index.rebuild(self.store, on_progress=on_progress)
+            self._index, self._engine = index, None
         return n
 
     def similar(self, post_id: str, limit: int = 10):
@@ -153,18 +192,22 @@ class EmbeddedBackend:
 
     def reindex_vectors(self, model: str, on_progress=None) -> int:
         """Switch the folder's embedding model and rebuild its vectors (synchronously)."""
+        if self.read_only:
+            raise StoreError(f"{self.root}: opened read-only; cannot reindex")
         n = self.vectors.switch(model, on_batch=on_progress)
         self._engine = None
         return n
 
     def warm_up(self) -> None:
-        """Open the index and load the query embedder before the first request needs them."""
+        """Open the index and load the query embedder before the first request needs them
+        (with a worker, the index catches up in the background meanwhile)."""
         from .search.types import SearchRequest
 
         self.search(SearchRequest(q="Казахстан", limit=1))
 
     def check(self) -> dict:
-        """Store/index drift: counts, ids missing on either side, high-water marks."""
+        """Store/index drift: counts, ids missing on either side, high-water marks (`behind`:
+        store versions not indexed yet)."""
         return self.index.check(self.store)
 
     # -- read --------------------------------------------------------------------------------
@@ -177,15 +220,28 @@ class EmbeddedBackend:
     def stats(self) -> dict:
         data = self.store.stats()
         index = self.index
-        data["index"] = {"indexed": index.count(), "hwm": index.hwm(), "store_version": self.store.max_version(),
+        hwm, top = index.hwm(), self.store.max_version()
+        data["index"] = {"indexed": index.count(), "hwm": hwm, "store_version": top, "behind": max(0, top - hwm),
                          "analyzer": f"{index.analyzer.name} {index.analyzer.version}"}
         data["vectors"] = self.vectors.status()
+        if self.worker is not None:
+            data["worker"] = self.worker.status()
         return data
 
     def close(self) -> None:
+        """Stop the background worker (if any) and close the store."""
+        if self.worker is not None:
+            self.worker.stop()
         self.vectors.close()
         self.store.close()
+        if self.folder is not None:
+            self.folder.close()
 
 
-def open_backend(root: str | os.PathLike | None = None, *, create: bool = True) -> EmbeddedBackend:
-    return EmbeddedBackend(root, create=create)
+def open_backend(root: str | os.PathLike | None = None, *, create: bool = True, read_only: bool | None = None,
+                 worker: bool = False) -> EmbeddedBackend:
+    """The CLI's backend. `read_only` defaults to ``not create``: the commands that open an
+    existing folder without writing (search, stats, export, show, check) get a read-only backend
+    that starts no process; a command that writes to an existing folder passes read_only=False."""
+    return EmbeddedBackend(root, create=create, read_only=(not create) if read_only is None else read_only,
+                           worker=worker)

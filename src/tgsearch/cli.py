@@ -177,7 +177,7 @@ def channels_list(db):
 @db_option
 def channels_rename(channel, title, db):
     """Show CHANNEL (its slug, see `channels list`) as TITLE everywhere, for good (kept across ingests)."""
-    backend = open_backend(db, create=False)
+    backend = open_backend(db, create=False, read_only=False)
     n = backend.rename_channel(channel, title.strip())
     err.print(f"{channel}: now shown as {title.strip()!r} ({n} posts)", highlight=False, markup=False)
 
@@ -293,11 +293,14 @@ def serve(db, host, port, token, allow_hosts, concurrency, queue, queue_wait):
 
     running = default_concurrency() if concurrency is None else concurrency
     limits = LimitConfig(concurrency=running, queue=4 * running if queue is None else queue, queue_wait=queue_wait)
-    backend = open_backend(db)
-    backend.warm_up()  # open and catch up the index, load the query embedder, before taking requests
-    err.print(f"tgsearch: http://{host}:{port}/  (API docs: /api/docs; store: {backend.root})", highlight=False)
-    app = create_app(backend, token=token, allowed_hosts=allow_hosts, limits=limits)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    backend = open_backend(db, worker=True)   # one background thread catches the indexes up
+    try:
+        backend.warm_up()  # open the index, load the query embedder, before taking requests
+        err.print(f"tgsearch: http://{host}:{port}/  (API docs: /api/docs; store: {backend.root})", highlight=False)
+        app = create_app(backend, token=token, allowed_hosts=allow_hosts, limits=limits)
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+    finally:
+        backend.close()   # stops and joins the worker
 
 
 @main.command()
@@ -305,8 +308,10 @@ def serve(db, host, port, token, allow_hosts, concurrency, queue, queue_wait):
 @click.option("--vectors", "vectors_model", default=None, metavar="MODEL",
               help="Instead: switch the embedding model and rebuild the vectors (use-multilingual-v3, e5-small-4bit, st:/path).")
 def reindex(db, vectors_model):
-    """Rebuild the search index from the store (after an analyzer upgrade or index damage)."""
-    backend = open_backend(db, create=False)
+    """Rebuild the search index from the store (after an analyzer upgrade or index damage).
+
+    The new index is built beside the live one, which keeps answering searches until it is swapped in."""
+    backend = open_backend(db, create=False, read_only=False)
     started = time.perf_counter()
     if vectors_model:
         def progress(done, hwm):
@@ -319,6 +324,7 @@ def reindex(db, vectors_model):
         return
     n = backend.reindex()
     took = time.perf_counter() - started
+    backend.close()
     out.print(f"indexed {n} posts in {took:.1f} s ({n / max(took, 1e-9):.0f} posts/s)", highlight=False)
 
 

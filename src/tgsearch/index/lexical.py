@@ -7,27 +7,25 @@ a special document inside the index, so it is committed atomically with the post
 it covers: after a crash the index catches up from exactly where its last commit
 ended. Posts are replaced by id, so catching up twice never duplicates a post.
 
-Building a whole index (`rebuild`, or a first catch-up into an empty index) runs in
-parallel shards: each worker process analyzes a contiguous slice of the store and writes
-its own tantivy segments into a scratch index; the parent then joins the shards' segments
-into one index by listing them all in one `meta.json` (tantivy's on-disk catalogue of
-segments) and swaps it in place of the old index. The only work left serial is that file
-move. Before, one writer in the parent took every analyzed post from the workers: the
-pickling and the single writer's final commit kept the build under 10,000 posts/s on two
-cores (bench.search_speed). Incremental catch-up still goes through one writer, since it
-must delete the old version of each replaced post.
+Building a whole index (`rebuild`, i.e. `tgsearch reindex`, or a first catch-up into an empty
+index) never touches the live index: it is built beside it, holding the index's writer lock, and
+swapped in when complete, so searches keep answering from the old index meanwhile and a build
+that fails or is killed leaves it as it was. A big store is built in parallel shards whose
+segments are joined into one index. Incremental catch-up goes through one writer, since it must
+delete the old version of each replaced post. Worker processes die with the process that forked
+them, so a killed build never leaves the index locked. See index/lexical_build.py.
+
+Read-only (``read_only=True``, the CLI's search/stats/export/show/check): the index is opened as
+it is, never created, caught up or written; a folder without an index searches an empty one.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
-import multiprocessing
 import os
 import shutil
 import sqlite3
-import warnings
-from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+import threading
 from typing import NamedTuple
 from datetime import datetime, timezone
 from pathlib import Path
@@ -37,6 +35,9 @@ import tantivy
 from ..errors import IndexMismatchError, StoreError
 from ..post import Post
 from ..store import Store
+from . import lexical_build as build
+from .guard import rw_uri
+from .lexical_build import ShardJoinError, _write_json  # noqa: F401 - ShardJoinError: part of this API
 
 SCHEMA_VERSION = 1
 IDENTITY_FILE = "tgsearch-index.json"
@@ -47,16 +48,12 @@ BATCH = 250          # small batches keep both analysis workers and the writer b
 POOL_MIN = 4000          # below this many posts, analyzing in-process beats starting workers
 WRITER_HEAP = 256_000_000
 SHARD_HEAP = 128_000_000  # per shard writer: two at once during a parallel build
-BUILD_PREFIX = ".lexical-build-"  # scratch folders of a parallel build, beside the index
+BUILD_PREFIX = ".lexical-build-"  # scratch folders of a whole-index build, beside the index
+WRITER_LOCK = ".tantivy-writer.lock"  # tantivy's own writer lock file: our builds take it too
 
 
 class IndexBusyError(StoreError):
     """Another process holds the index writer lock."""
-
-
-class ShardJoinError(StoreError):
-    """The shards of a parallel build could not be joined (an unexpected tantivy index layout);
-    the build falls back to one writer."""
 
 
 def build_schema() -> tantivy.Schema:
@@ -146,9 +143,11 @@ _COLUMNS = "id, channel, title, text, publication, kind, date, links, preview_ti
 def _analyze_range(db_path: str, lo: int, hi: int) -> list[Analyzed]:
     """Analyze the posts with lo < version <= hi, reading them straight from SQLite."""
     global _worker_conn
-    key = (os.getpid(), db_path)   # never reuse a connection inherited across fork
+    key = (os.getpid(), threading.get_ident(), db_path)   # never reuse one inherited across fork
     if _worker_conn is None or _worker_conn[0] != key:
-        _worker_conn = (key, sqlite3.connect(db_path, timeout=30))
+        # Read by path in the forked workers (the store's own connections cannot cross a fork):
+        # the one place outside store.py that reads `posts`. Never creates a missing store file.
+        _worker_conn = (key, sqlite3.connect(rw_uri(db_path), uri=True, timeout=30))
     rows = _worker_conn[1].execute(
         f"SELECT {_COLUMNS} FROM posts WHERE version > ? AND version <= ? ORDER BY version", (lo, hi)).fetchall()
     return [_analyze(_worker_analyzer, *row) for row in rows]
@@ -179,135 +178,50 @@ _worker_analyzer = None
 _worker_conn = None
 
 
-def _ranges(versions: list[int], start: int, size: int) -> list[tuple[int, int]]:
-    out, lo = [], start
-    for i in range(size - 1, len(versions), size):
-        out.append((lo, versions[i]))
-        lo = versions[i]
-    if versions and lo < versions[-1]:
-        out.append((lo, versions[-1]))
-    return out
-
-
-def _bounded(pool, db_path: str, ranges: list[tuple[int, int]], depth: int):
-    """Results in order, with at most `depth` batches in flight (bounded memory at 1M posts)."""
-    pending = []
-    for lo, hi in ranges:
-        pending.append(pool.submit(_analyze_range, db_path, lo, hi))
-        if len(pending) >= depth:
-            yield pending.pop(0).result()
-    for fut in pending:
-        yield fut.result()
-
-
-# -- parallel build: one scratch index per worker, joined by their segment lists -----------------
-# Shared with the forked workers of a parallel build (set before forking; synchronized
-# multiprocessing objects cannot travel as task arguments): posts analyzed so far, and for
-# each pair of workers the [first, last] batch indexes not yet claimed.
-_progress = None
-_claims: list = []
-
-
-def _open_tantivy(path: Path) -> tantivy.Index:
-    index = tantivy.Index(build_schema(), path=str(path), reuse=True)
+def _open_tantivy(path: Path | None) -> tantivy.Index:
+    """The tantivy index at `path` (created if absent), or an empty one in memory for None."""
+    index = tantivy.Index(build_schema(), path=str(path), reuse=True) if path else tantivy.Index(build_schema())
     index.register_tokenizer(WS, _ws_analyzer())
     return index
 
 
-def _build_shard(path: str, db_path: str, ranges: list[tuple[int, int]], pair: int, forward: bool,
-                 hwm: int | None) -> int:
-    """In a worker: analyze batches of `ranges` and write them into a new index at `path`.
-
-    Two workers share one run of batches and eat it from both ends (batches are claimed one
-    at a time through a shared pair of bounds), so they finish together however the text
-    length varies along the store, and each still sees neighbouring posts (one channel's
-    vocabulary) in a row, which keeps their analyzer caches' overlap small.
-    """
-    Path(path).mkdir(parents=True)
-    writer = _open_tantivy(Path(path)).writer(SHARD_HEAP, 1)
-    done = 0
-    while (i := _claim(_claims[pair], forward)) is not None:
-        batch = _analyze_range(db_path, *ranges[i])
-        for a in batch:
-            if not a.deleted:
-                writer.add_document(to_document(a))
-                done += 1
-        with _progress.get_lock():
-            _progress.value += len(batch)
-    if hwm is not None:
-        writer.add_document(tantivy.Document(id=META_ID, hwm=hwm))
-    writer.commit()
-    writer.wait_merging_threads()
-    return done
-
-
-def _claim(bounds, forward: bool) -> int | None:
-    """The next batch index from the front (or the back) of a shared [first, last] run."""
-    with bounds.get_lock():
-        first, last = bounds[0], bounds[1]
-        if first > last:
-            return None
-        if forward:
-            bounds[0] = first + 1
-            return first
-        bounds[1] = last - 1
-        return last
-
-
-def _read_json(path: Path):
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise ShardJoinError(f"{path}: unreadable while joining index shards ({e})") from e
-
-
-def _write_json(path: Path, value) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(value), encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def join_shards(target: Path, shards: list[Path]) -> int:
-    """Move the segments of each shard index into `target` and list them in its meta.json.
-
-    All indexes share one schema and settings (checked), so a segment is valid in any of
-    them; `.managed.json` learns the moved files so tantivy deletes them after later merges.
-    Returns the joined index's document count.
-    """
-    meta = _read_json(target / "meta.json")
-    managed = _read_json(target / ".managed.json")
-    if not (isinstance(meta.get("segments"), list) and isinstance(meta.get("opstamp"), int)
-            and isinstance(managed, list)):
-        raise ShardJoinError(f"{target}: unknown tantivy index layout; cannot join shards")
-    for shard in shards:
-        other = _read_json(shard / "meta.json")
-        if other.get("schema") != meta.get("schema") or other.get("index_settings") != meta.get("index_settings"):
-            raise ShardJoinError(f"{shard}: index shard built with another schema; cannot join it")
-        for segment in other["segments"]:
-            stem = segment["segment_id"].replace("-", "") + "."
-            for f in shard.iterdir():
-                if f.name.startswith(stem):
-                    os.replace(f, target / f.name)
-                    managed.append(f.name)
-            meta["segments"].append(segment)
-        meta["opstamp"] = max(meta["opstamp"], other["opstamp"])
-    _write_json(target / ".managed.json", sorted(set(managed)))
-    _write_json(target / "meta.json", meta)
-    return sum(s["max_doc"] for s in meta["segments"])
+def _mkdir_below(root: Path, path: Path) -> None:
+    """Create `path` under `root` level by level; never `root` itself (a deleted data folder stays deleted)."""
+    if not root.is_dir():
+        raise StoreError(f"{root}: the data folder is gone")
+    current = root
+    for part in path.relative_to(root).parts:
+        current = current / part
+        try:
+            current.mkdir()
+        except FileExistsError:
+            pass
+        except FileNotFoundError as e:
+            raise StoreError(f"{root}: the data folder is gone") from e
 
 
 class LexicalIndex:
-    """Open (creating or catching up as needed) the lexical index of a data folder."""
+    """The lexical index of a data folder: opened (and created, unless read-only) as it is.
 
-    def __init__(self, root: str | os.PathLike, analyzer=None, *, workers: int | None = None):
+    `read_only`: never create, catch up or write (searching a folder without an index finds
+    nothing). `open_existing=False`: do not open the index found there (it may have been built by
+    another analyzer): for `rebuild`, which replaces it.
+    """
+
+    def __init__(self, root: str | os.PathLike, analyzer=None, *, workers: int | None = None,
+                 read_only: bool = False, open_existing: bool = True):
         if analyzer is None:
             from ..analyze.analyzer import default_analyzer
             analyzer = default_analyzer()
         self.analyzer = analyzer
-        self.path = Path(root) / "index" / "lexical"
+        self.root = Path(root)
+        self.path = self.root / "index" / "lexical"
         self.workers = workers if workers is not None else min(2, os.cpu_count() or 1)
+        self.read_only = read_only
         self.schema = build_schema()
-        self._open()
+        self.index = _open_tantivy(None)
+        if open_existing:
+            self._open()
 
     # -- identity ------------------------------------------------------------------------------
     @property
@@ -327,15 +241,27 @@ class LexicalIndex:
                     f"{self.path}: index built by analyzer {found.get('analyzer')} {found.get('analyzer_version')} "
                     f"(schema {found.get('schema')}), this tgsearch uses {self.analyzer.name} "
                     f"{self.analyzer.version} (schema {SCHEMA_VERSION}); run `tgsearch reindex`")
+        elif self.read_only:
+            self.index = _open_tantivy(None)   # nothing built yet: nothing to search
+            return
         elif self.path.exists():
-            # Index files without our identity (interrupted creation): nothing to trust, start over.
-            shutil.rmtree(self.path)
-        self.path.mkdir(parents=True, exist_ok=True)
+            # Index files without our identity (interrupted creation): nothing to trust, start over,
+            # unless a first build holds the lock (IndexBusyError): it will put an index here.
+            lock = build.take_lock(self.path, self.path / WRITER_LOCK)
+            try:
+                shutil.rmtree(self.path)
+            finally:
+                os.close(lock)
+        if self.read_only and not (self.path / "meta.json").exists():
+            self.index = _open_tantivy(None)
+            return
+        if not self.read_only:
+            _mkdir_below(self.root, self.path)
         try:
             self.index = _open_tantivy(self.path)
         except (OSError, ValueError) as e:
             raise StoreError(f"{self.path}: cannot open the lexical index ({e}); run `tgsearch reindex`") from e
-        if not ident_file.exists():
+        if not self.read_only and not ident_file.exists():
             _write_json(ident_file, self.identity)
         self.index.reload()
 
@@ -363,155 +289,57 @@ class LexicalIndex:
         return {searcher.doc(addr).to_dict()["id"][0] for _, addr in hits}
 
     # -- writing -------------------------------------------------------------------------------
-    def catch_up(self, store: Store, *, on_progress=None) -> int:
-        """Index every post written after our high-water mark; returns how many."""
+    def _writable(self) -> None:
+        if self.read_only:
+            raise StoreError(f"{self.path}: opened read-only; the index is only written by ingest, serve and reindex")
+
+    def catch_up(self, store: Store, *, on_progress=None, stop: threading.Event | None = None) -> int:
+        """Index every post written after our high-water mark; returns how many.
+
+        A set `stop` ends an incremental catch-up after its current batch, committing what was
+        done (the high-water mark then says where the next catch-up starts)."""
+        self._writable()
         start = self.hwm()
         if store.max_version() <= start:
             return 0
         if start == 0 and self.count() == 0:  # a first build: as fast as a rebuild
-            done = self._try_parallel(store, on_progress)
-            if done is not None:
-                return done
-        return self._write(store, start, replace=start > 0 or self.count() > 0, on_progress=on_progress)
+            versions = store.versions_since(0)
+            if self._parallel(versions):
+                return build.build_beside(self, store, on_progress, versions)
+        return self._write(store, start, replace=start > 0 or self.count() > 0, on_progress=on_progress, stop=stop)
 
     def open_writer(self) -> tantivy.IndexWriter:
+        self._writable()
         try:
-            return self.index.writer(WRITER_HEAP, 1)
+            writer = self.index.writer(WRITER_HEAP, 1)
         except ValueError as e:
             if "LockBusy" in str(e):
-                raise IndexBusyError(f"{self.path}: another tgsearch process is writing this index; "
-                                     "run the command again when it has finished") from e
+                raise build.busy_error(self.path, self.path / WRITER_LOCK) from e
             raise StoreError(f"{self.path}: cannot write the lexical index ({e})") from e
+        try:
+            fd = os.open(self.path / WRITER_LOCK, os.O_WRONLY)
+        except OSError:
+            return writer
+        build.record_owner(fd)   # a flock belongs to tantivy's descriptor: closing ours keeps it
+        os.close(fd)
+        return writer
 
     def rebuild(self, store: Store, *, on_progress=None) -> int:
-        done = self._try_parallel(store, on_progress)
-        if done is not None:
-            return done
-        writer = self.open_writer()
-        writer.delete_all_documents()
-        writer.commit()
-        writer = None
-        self.index.reload()
-        return self._write(store, 0, replace=False, on_progress=on_progress)
-
-    def _try_parallel(self, store: Store, on_progress) -> int | None:
-        """Build the whole index in shards if it is big enough; None: use one writer."""
-        versions = self._versions(store, 0)
-        if not self._parallel(versions):
-            return None
-        try:
-            return self._build_parallel(store, versions, on_progress=on_progress)
-        except ShardJoinError as e:
-            warnings.warn(f"{e}; building the index with one writer instead", RuntimeWarning, stacklevel=3)
-            return None
-
-    def _versions(self, store: Store, start: int) -> list[int]:
-        return store.versions_since(start)
+        """Build the whole index from the store beside the live one and swap it in (see the
+        module docstring); the live index answers until then, and stays if the build fails."""
+        return build.build_beside(self, store, on_progress)
 
     def _parallel(self, versions: list[int]) -> bool:
         return self.workers > 1 and len(versions) >= POOL_MIN
 
-    def _lock(self) -> int:
-        """Take the index's writer lock (the file lock tantivy's own writers take) without
-        starting a tantivy writer, so that worker processes never fork off a writer thread."""
-        fd = os.open(self.path / ".tantivy-writer.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as e:
-            os.close(fd)
-            raise IndexBusyError(f"{self.path}: another tgsearch process is writing this index; "
-                                 "run the command again when it has finished") from e
-        return fd
-
-    def _build_parallel(self, store: Store, versions: list[int], *, on_progress=None) -> int:
-        """Build the whole index in worker shards, join them and swap the result in place of
-        the current index (which keeps answering until then; see the module docstring)."""
-        global _worker_analyzer, _progress
-        lock = self._lock()
-        scratch = self.path.parent / f"{BUILD_PREFIX}{os.getpid()}"
-        for stale in self.path.parent.glob(BUILD_PREFIX + "*"):  # left by a killed build
-            shutil.rmtree(stale, ignore_errors=True)
-        ranges = _ranges(versions, 0, BATCH)
-        workers = min(self.workers, len(ranges))
-        pairs = (workers + 1) // 2
-        shards = [scratch / str(k) for k in range(workers)]
-        _worker_analyzer = self.analyzer
-        ctx = multiprocessing.get_context("fork")
-        _progress = ctx.Value("q", 0)
-        _claims[:] = [ctx.Array("q", [len(ranges) * p // pairs, len(ranges) * (p + 1) // pairs - 1])
-                      for p in range(pairs)]
-        try:
-            with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-                futures = [pool.submit(_build_shard, str(shard), str(store.path), ranges, k // 2, k % 2 == 0,
-                                       versions[-1] if k == 0 else None)
-                           for k, shard in enumerate(shards)]
-                pending = set(futures)
-                try:
-                    while pending:
-                        finished, pending = wait(pending, timeout=0.25, return_when=FIRST_EXCEPTION)
-                        for f in finished:
-                            f.result()   # a worker's error stops the build here; the old index stays
-                        if on_progress:
-                            on_progress(_progress.value)
-                except BaseException:
-                    for bounds in _claims:   # the other workers stop after their current batch
-                        with bounds.get_lock():
-                            bounds[0], bounds[1] = 1, 0
-                    raise
-            done = sum(f.result() for f in futures)
-            joined = join_shards(shards[0], shards[1:])
-            if joined != done + 1 or _open_tantivy(shards[0]).searcher().num_docs != joined:
-                raise ShardJoinError(f"{self.path}: joined index holds {joined} documents, expected {done + 1}")
-            _write_json(shards[0] / IDENTITY_FILE, self.identity)
-            os.rename(self.path, scratch / "old")
-            os.rename(shards[0], self.path)
-        finally:
-            _progress = None
-            _claims.clear()
-            os.close(lock)
-            shutil.rmtree(scratch, ignore_errors=True)
-        self._open()
-        return done
-
-    def _write(self, store: Store, start: int, *, replace: bool, on_progress=None) -> int:
-        versions = self._versions(store, start)
+    def _write(self, store: Store, start: int, *, replace: bool, on_progress=None,
+               stop: threading.Event | None = None) -> int:
+        """Catch the live index up from `start` with one writer."""
+        versions = store.versions_since(start)
         if not versions:
             return 0
-        ranges = _ranges(versions, start, BATCH)
-        global _worker_analyzer
-        _worker_analyzer = self.analyzer
-        db_path = str(store.path)
-        pool = None
-        if self._parallel(versions):
-            pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("fork"))
-            pool.submit(int).result()  # fork the workers now, before this process starts a writer thread
-        try:
-            if pool is None:
-                batches = (_analyze_range(db_path, lo, hi) for lo, hi in ranges)
-            else:
-                batches = _bounded(pool, db_path, ranges, self.workers * 3)
-            writer = self.open_writer()
-            done = 0
-            try:
-                for batch in batches:
-                    for a in batch:
-                        if replace or a.deleted:
-                            writer.delete_documents_by_term("id", a.id)
-                        if not a.deleted:
-                            writer.add_document(to_document(a))
-                    done += len(batch)
-                    if on_progress:
-                        on_progress(done)
-                writer.delete_documents_by_term("id", META_ID)
-                writer.add_document(tantivy.Document(id=META_ID, hwm=versions[-1]))
-                writer.commit()
-                writer.wait_merging_threads()
-            except BaseException:
-                writer.rollback()
-                raise
-        finally:
-            if pool is not None:
-                pool.shutdown()
+        done = build.feed(self, self.open_writer, store, versions, start, replace=replace, on_progress=on_progress,
+                          stop=stop)
         self.index.reload()
         return done
 

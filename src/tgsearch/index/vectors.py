@@ -14,8 +14,10 @@ Layout, one folder per embedding model: ``<db>/index/vectors/<model>/``
   deterministic, a few ms); above that through its HNSW graph.
 
 Filling is incremental (``Store.iter_since(high_water_mark)``) and can run in the background --
-in a thread (`VectorFiller`) or a detached process (``python -m tgsearch.index.vectors fill``)
--- while lexical search serves at once. Readers (`VectorIndex`) pick up new rows as they land.
+in a thread or a detached process (``python -m tgsearch.index.vectors fill``) -- while lexical
+search serves at once: see index/vector_fill.py, and index/vector_service.py for how the backend
+drives it. Readers (`VectorIndex`) pick up new rows as they land; a read-only reader (the CLI's
+read-only commands) creates and saves nothing.
 
 Per-post passage choice: a post up to ``SHORT_CHARS`` is one vector (title + text). A longer post
 gets a title + lead passage and up to ``MAX_PASSAGES - 1`` further passages of about
@@ -25,7 +27,6 @@ of that passage is what a semantic-only hit's snippet shows.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
@@ -33,10 +34,9 @@ import sqlite3
 import sys
 import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
@@ -44,6 +44,9 @@ from ..analyze.embed import DEFAULT_MODEL, Embedder, clean_for_embedding, get_em
 from ..errors import IndexMismatchError, StoreError
 from ..post import Post
 from ..store import Store, connect_wal
+
+if TYPE_CHECKING:
+    from .guard import DataFolder
 
 SCHEMA = 1
 SHORT_CHARS = 1000
@@ -138,14 +141,18 @@ CREATE INDEX IF NOT EXISTS entries_post ON entries(post_id);
 class VectorStore:
     """vectors.sqlite of one model: entries + meta (model, dim, high-water mark)."""
 
-    def __init__(self, directory: Path, model: str, dim: int, *, create: bool = True):
+    def __init__(self, directory: Path, model: str, dim: int, *, create: bool = True,
+                 folder: "DataFolder | None" = None):
         self.dir = Path(directory)
         self.model = model
         self.dim = dim
         self.path = self.dir / "vectors.sqlite"
         if not self.path.exists() and not create:
             raise StoreError(f"{self.path}: no vector index for {model} here (run `tgsearch reindex --vectors {model}`)")
-        self.dir.mkdir(parents=True, exist_ok=True)
+        if folder is not None:
+            folder.mkdirs(self.dir)   # inside the data folder as it was found; never recreates it
+        elif create:
+            self.dir.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         conn = self.conn
         conn.executescript(_SQL)
@@ -268,259 +275,14 @@ class VectorStore:
         return out
 
 
-# -- filling ----------------------------------------------------------------------------------
-@contextmanager
-def _fill_lock(directory: Path, wait: bool = True):
-    """One filler per model folder (across processes); yields False when busy and not waiting."""
-    directory.mkdir(parents=True, exist_ok=True)
-    fd = os.open(directory / "fill.lock", os.O_CREAT | os.O_RDWR, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
-
-
-_worker_embedder: Embedder | None = None
-
-
-def _worker_init(model: str, threads: int) -> None:
-    global _worker_embedder
-    try:  # Linux: die with the filler (a killed filler must not leave workers embedding on)
-        import ctypes
-        import signal
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
-        if os.getppid() == 1:
-            os._exit(0)   # the filler died before we got here
-    except (OSError, AttributeError):
-        pass
-    os.environ["TGSEARCH_EMBED_THREADS"] = str(threads)
-    _worker_embedder = get_embedder(model)
-
-
-def _worker_embed(texts: list[str]) -> np.ndarray:
-    assert _worker_embedder is not None
-    return _worker_embedder.embed_documents(texts)
-
-
-def default_workers() -> int:
-    value = os.environ.get("TGSEARCH_EMBED_WORKERS")
-    if value and value.isdigit():
-        return max(1, int(value))
-    return max(1, min(2, os.cpu_count() or 1))
-
-
-def fill(store: Store, model: str | None = None, *, embedder: Embedder | None = None, batch: int = 256,
-         wait: bool = True, stop: threading.Event | None = None,
-         on_batch: Callable[[int, int], None] | None = None, save_index: bool = True,
-         workers: int | None = None) -> int:
-    """Embed every post written since the index's high-water mark; returns how many were embedded.
-
-    Safe to kill at any point and to re-run: each batch commits its vectors with the new
-    high-water mark, in store-version order (also with `workers` > 1 embedding processes,
-    whose results are written in order). Only one filler works per model folder; with
-    `wait=False` a busy folder returns 0 at once.
-    """
-    workers = workers or default_workers()
-    if workers > 1 and embedder is None and _backlog(store, model or active_model(store)) > 2 * batch:
-        return _fill_parallel(store, model or active_model(store), batch=batch, wait=wait, stop=stop,
-                              on_batch=on_batch, save_index=save_index, workers=workers)
-    model = model or active_model(store)
-    embedder = embedder or get_embedder(model)
-    directory = vectors_dir(store.root, model)
-    done = 0
-    with _fill_lock(directory, wait=wait) as locked:
-        if not locked:
-            return 0
-        vstore = VectorStore(directory, embedder.name, embedder.dim)
-        try:
-            pending: list[tuple[int, Post]] = []
-
-            def flush() -> None:
-                nonlocal done
-                if not pending:
-                    return
-                rows = _rows(pending)
-                vectors = embedder.embed_documents([r[2].text for r in rows]) if rows else []
-                vstore.write_batch([(pid, ver, p, vec) for (pid, ver, p), vec in zip(rows, vectors)],
-                                   hwm=max(v for v, _ in pending), dropped=[p.id for _, p in pending if p.deleted])
-                done += len(pending)
-                pending.clear()
-                if on_batch:
-                    on_batch(done, vstore.hwm)
-
-            for version, post in store.iter_since(vstore.hwm, batch=batch):
-                pending.append((version, post))
-                if len(pending) >= batch:
-                    flush()
-                    if stop is not None and stop.is_set():
-                        break
-            else:
-                flush()
-            if save_index and done:
-                HNSW(directory, vstore).sync(save=True)
-        finally:
-            vstore.close()
-    return done
-
-
-def _backlog(store: Store, model: str) -> int:
-    """Posts written since the model's high-water mark (enough to be worth a process pool?)."""
-    path = vectors_dir(store.root, model) / "vectors.sqlite"
-    hwm = 0
-    if path.exists():
-        conn = sqlite3.connect(path, timeout=30)
-        try:
-            row = conn.execute("SELECT value FROM meta WHERE key='hwm'").fetchone()
-            hwm = int(row[0]) if row else 0
-        except sqlite3.Error:
-            hwm = 0
-        finally:
-            conn.close()
-    return store.conn.execute("SELECT COUNT(*) FROM posts WHERE version > ?", (hwm,)).fetchone()[0]
-
-
-def _batches(store: Store, hwm: int, batch: int):
-    pending: list[tuple[int, Post]] = []
-    for version, post in store.iter_since(hwm, batch=batch):
-        pending.append((version, post))
-        if len(pending) >= batch:
-            yield pending
-            pending = []
-    if pending:
-        yield pending
-
-
-def _fill_parallel(store: Store, model: str, *, batch: int, wait: bool, stop, on_batch, save_index: bool,
-                   workers: int) -> int:
-    """`fill` with several embedding processes (one BLAS thread each), written in version order."""
-    import multiprocessing
-
-    embedder = get_embedder(model)   # name and dim only: the model itself loads in the workers
-    directory = vectors_dir(store.root, model)
-    done = 0
-    with _fill_lock(directory, wait=wait) as locked:
-        if not locked:
-            return 0
-        vstore = VectorStore(directory, embedder.name, embedder.dim)
-        ctx = multiprocessing.get_context("spawn")
-        try:
-            with ctx.Pool(workers, initializer=_worker_init, initargs=(model, 1)) as pool:
-                def jobs():
-                    for posts in _batches(store, vstore.hwm, batch):
-                        yield posts, _rows(posts)
-
-                pending = []
-                for posts, rows in jobs():
-                    pending.append((posts, rows, pool.apply_async(_worker_embed, ([r[2].text for r in rows],))))
-                    while len(pending) > workers or (pending and pending[0][2].ready()):
-                        done += _write(vstore, *pending.pop(0), on_batch=on_batch, done=done)
-                    if stop is not None and stop.is_set():
-                        break
-                while pending:
-                    done += _write(vstore, *pending.pop(0), on_batch=on_batch, done=done)
-            if save_index and done:
-                HNSW(directory, vstore).sync(save=True)
-        finally:
-            vstore.close()
-    return done
-
-
-def _rows(posts: list[tuple[int, Post]]) -> list[tuple[str, int, Passage]]:
-    """(post id, version, passage) to embed for a batch; a post deleted at the source has none."""
-    return [(post.id, version, p) for version, post in posts if not post.deleted for p in passages_for(post)]
-
-
-def _write(vstore: VectorStore, posts, rows, result, *, on_batch, done: int) -> int:
-    vectors = result.get()
-    vstore.write_batch([(pid, ver, p, vec) for (pid, ver, p), vec in zip(rows, vectors)],
-                       hwm=max(v for v, _ in posts), dropped=[p.id for _, p in posts if p.deleted])
-    if on_batch:
-        on_batch(done + len(posts), vstore.hwm)
-    return len(posts)
-
-
-class VectorFiller:
-    """Background thread that keeps a model's vectors up with the store."""
-
-    def __init__(self, store: Store, model: str | None = None, *, embedder: Embedder | None = None,
-                 on_batch: Callable[[int, int], None] | None = None):
-        self.store = store
-        self.model = model or active_model(store)
-        self.embedder = embedder
-        self.on_batch = on_batch
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.error: BaseException | None = None
-        self.filled = 0
-
-    def start(self) -> "VectorFiller":
-        if self._thread is None or not self._thread.is_alive():
-            self._thread = threading.Thread(target=self._run, name="tgsearch-vector-filler", daemon=True)
-            self._thread.start()
-        self.poke()
-        return self
-
-    def poke(self) -> None:
-        """New posts were written: fill them."""
-        self._wake.set()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._wake.wait(timeout=5.0)
-            self._wake.clear()
-            if self._stop.is_set():
-                break
-            try:
-                self.filled += fill(self.store, self.model, embedder=self.embedder, stop=self._stop,
-                                    on_batch=self.on_batch, wait=False, save_index=True)
-                self.error = None
-            except BaseException as e:  # noqa: BLE001 - keep serving; error is surfaced in stats
-                self.error = e
-                time.sleep(1.0)
-
-    def stop(self, timeout: float | None = 30.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-
-def spawn_filler(root: str | os.PathLike, model: str | None = None, *, log: str | os.PathLike | None = None):
-    """Start a detached `python -m tgsearch.index.vectors fill` process; returns its Popen."""
-    import subprocess
-
-    args = [sys.executable, "-m", "tgsearch.index.vectors", "fill", "--db", str(root), "--quiet"]
-    if model:
-        args += ["--model", model]
-    out = open(log, "ab") if log else subprocess.DEVNULL
-    try:
-        return subprocess.Popen(args, stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=True)
-    finally:
-        if log:
-            out.close()
-
-
 # -- the searchable graph ---------------------------------------------------------------------
 class HNSW:
     """usearch graph over a VectorStore; loaded from its saved file and topped up from sqlite."""
 
-    def __init__(self, directory: Path, vstore: VectorStore, quant: str | None = None):
+    def __init__(self, directory: Path, vstore: VectorStore, quant: str | None = None, *, read_only: bool = False):
         self.dir = directory
         self.vstore = vstore
+        self.read_only = read_only   # never save the graph (a read-only command)
         self.quant = quant or os.environ.get("TGSEARCH_VECTOR_QUANT") or DEFAULT_QUANT
         if self.quant not in QUANTS:
             raise StoreError(f"TGSEARCH_VECTOR_QUANT={self.quant!r}: choose one of {', '.join(QUANTS)}")
@@ -573,7 +335,7 @@ class HNSW:
             if len(self.index) != live:
                 added += self._reconcile()
             # a reader that had to (re)build much of the graph keeps it for the next process
-            if (save and (added or not self.path.exists())) or added >= SAVE_AFTER:
+            if not self.read_only and ((save and (added or not self.path.exists())) or added >= SAVE_AFTER):
                 self.save()
             return added
 
@@ -621,15 +383,17 @@ class VectorIndex:
     """The reader side: query the vectors of one model in one data folder."""
 
     def __init__(self, store: Store, model: str | None = None, *, embedder: Embedder | None = None,
-                 quant: str | None = None, create: bool = True):
+                 quant: str | None = None, create: bool = True, read_only: bool = False,
+                 folder: "DataFolder | None" = None):
         self.store = store
         self.model = model or active_model(store)
         self.embedder = embedder or get_embedder(self.model)
         if self.embedder.name != self.model:
             raise IndexMismatchError(f"embedder {self.embedder.name} cannot serve the {self.model} vector index")
         self.dir = vectors_dir(store.root, self.model)
-        self.vstore = VectorStore(self.dir, self.embedder.name, self.embedder.dim, create=create)
-        self.graph = HNSW(self.dir, self.vstore, quant)
+        self.vstore = VectorStore(self.dir, self.embedder.name, self.embedder.dim, create=create and not read_only,
+                                  folder=None if read_only else folder)
+        self.graph = HNSW(self.dir, self.vstore, quant, read_only=read_only)
         self._synced_at = 0.0
         self._seen_max_label = -1
 
@@ -689,20 +453,27 @@ class VectorIndex:
 
 
 def vector_status(store: Store, model: str | None = None) -> dict:
-    """How far the vectors of `model` are, without loading the model (for `tgsearch stats`)."""
+    """How far the vectors of `model` are, without loading the model (for `tgsearch stats`):
+    `behind` is how many store versions are not embedded yet. Never creates a file."""
     model = model or active_model(store)
     directory = vectors_dir(store.root, model)
-    out = {"model": model, "posts": store.count(), "posts_with_vectors": 0, "vectors": 0, "complete": False}
+    top = store.max_version()
+    out = {"model": model, "posts": store.count(), "posts_with_vectors": 0, "vectors": 0, "hwm": 0,
+           "behind": top, "complete": False}
     path = directory / "vectors.sqlite"
     if not path.exists():
         return out
-    conn = sqlite3.connect(path, timeout=30)
+    try:
+        conn = sqlite3.connect(Path(path).absolute().as_uri() + "?mode=rw", uri=True, timeout=30)
+    except sqlite3.Error:
+        return out
     try:
         out["posts_with_vectors"] = conn.execute("SELECT COUNT(DISTINCT post_id) FROM entries").fetchone()[0]
         out["vectors"] = conn.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
         row = conn.execute("SELECT value FROM meta WHERE key='hwm'").fetchone()
-        hwm = int(row[0]) if row else 0
-        out["complete"] = hwm >= store.max_version()
+        out["hwm"] = hwm = int(row[0]) if row else 0
+        out["behind"] = max(0, top - hwm)
+        out["complete"] = hwm >= top
     except sqlite3.Error:
         pass
     finally:
@@ -710,161 +481,11 @@ def vector_status(store: Store, model: str | None = None) -> dict:
     return out
 
 
-FILL_MODES = ("process", "thread", "sync", "off")
-
-
-class VectorService:
-    """The vector side of a data folder, as the backend sees it.
-
-    `mode` (env ``TGSEARCH_VECTORS``) says how new posts get vectors after a write:
-    ``process`` (default) -- a detached ``python -m tgsearch.index.vectors fill`` process, so
-    lexical search serves at once and the vectors complete in the background, even after the
-    CLI exits; ``thread`` -- a thread in this process; ``sync`` -- before the write returns;
-    ``off`` -- not at all (vectors already on disk are still searched).
-    """
-
-    def __init__(self, store: Store, mode: str | None = None):
-        self.store = store
-        self.mode = (mode or os.environ.get("TGSEARCH_VECTORS") or "process").lower()
-        if self.mode not in FILL_MODES:
-            raise StoreError(f"TGSEARCH_VECTORS={self.mode!r}: choose one of {', '.join(FILL_MODES)}")
-        self._index: VectorIndex | None = None
-        self._filler: VectorFiller | None = None
-        self._proc = None
-
-    @property
-    def model(self) -> str:
-        return active_model(self.store)
-
-    def available(self) -> bool:
-        """Whether semantic search is on for this folder (filling, or vectors on disk)."""
-        return self.mode != "off" or (vectors_dir(self.store.root, self.model) / "vectors.sqlite").exists()
-
-    @property
-    def index(self) -> VectorIndex:
-        if self._index is None or self._index.model != self.model:
-            self._index = VectorIndex(self.store, self.model)
-        return self._index
-
-    def complete(self) -> bool:
-        return vector_status(self.store, self.model)["complete"]
-
-    def after_write(self) -> None:
-        """New posts are in the store: get them vectors according to the mode."""
-        if self.mode == "off" or self.store.count() == 0:
-            return
-        if self.mode == "sync":
-            fill(self.store, self.model)
-        elif self.mode == "thread":
-            if self._filler is None or self._filler.model != self.model:
-                if self._filler is not None:
-                    self._filler.stop()
-                self._filler = VectorFiller(self.store, self.model)
-            self._filler.start()
-        elif not self.complete():
-            if self._proc is None or self._proc.poll() is not None:
-                directory = vectors_dir(self.store.root, self.model)
-                directory.mkdir(parents=True, exist_ok=True)
-                self._proc = spawn_filler(self.store.root, self.model, log=directory / "fill.log")
-
-    def catch_up(self) -> None:
-        """On open: resume an interrupted fill (a crash or a kill) in the background."""
-        if self.mode in ("process", "thread") and self.store.count() and not self.complete():
-            self.after_write()
-
-    def fill(self, on_batch: Callable[[int, int], None] | None = None) -> int:
-        """Embed everything missing now, in this process."""
-        return fill(self.store, self.model, on_batch=on_batch)
-
-    def switch(self, model: str, on_batch: Callable[[int, int], None] | None = None) -> int:
-        """Make `model` the folder's embedding model and build its vectors from scratch."""
-        embedder = get_embedder(model)   # unknown names fail before anything changes
-        reset(self.store.root, embedder.name)
-        self.store.set_meta(ACTIVE_META_KEY, embedder.name)
-        self._index = None
-        # By name, not with `embedder`: a large folder then embeds in worker processes (fill).
-        return fill(self.store, embedder.name, on_batch=on_batch)
-
-    def status(self) -> dict:
-        out = vector_status(self.store, self.model)
-        out["mode"] = self.mode
-        if self._filler is not None and self._filler.error is not None:
-            out["error"] = str(self._filler.error)
-        return out
-
-    def close(self) -> None:
-        if self._filler is not None:
-            self._filler.stop()
-        if self._index is not None:
-            self._index.close()
-
-
-def reset(root: str | os.PathLike, model: str) -> None:
-    """Delete a model's vector folder (it is derived; the next fill rebuilds it)."""
-    import shutil
-
-    directory = vectors_dir(root, model)
-    if not directory.exists():
-        return
-    with _fill_lock(directory, wait=True):
-        for child in directory.iterdir():
-            if child.name not in ("fill.lock", "fill.log"):
-                if child.is_dir():
-                    shutil.rmtree(child)
-                else:
-                    child.unlink()
-
-
 def main(argv: list[str] | None = None) -> int:
-    import argparse
+    """``python -m tgsearch.index.vectors fill --db FOLDER`` (index/vector_fill.py)."""
+    from .vector_fill import main as fill_main
 
-    parser = argparse.ArgumentParser(prog="python -m tgsearch.index.vectors",
-                                     description="Fill the vector index of a data folder from its store.")
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    p = sub.add_parser("fill", help="embed every post not yet embedded (resumable)")
-    p.add_argument("--db", required=True)
-    p.add_argument("--model", default=None)
-    p.add_argument("--batch", type=int, default=256)
-    p.add_argument("--workers", type=int, default=None, help="embedding processes (default: TGSEARCH_EMBED_WORKERS or 2)")
-    p.add_argument("--quiet", action="store_true")
-    args = parser.parse_args(argv)
-    store = Store(args.db, create=False)
-    started = time.perf_counter()
-
-    def report(done: int, hwm: int) -> None:
-        if not args.quiet:
-            rate = done / max(time.perf_counter() - started, 1e-9)
-            print(f"embedded {done} posts (store version {hwm}, {rate:.0f} posts/s)", flush=True)
-
-    stop = threading.Event()
-
-    def watch_folder() -> None:
-        # A filler outlives the command that started it; when its data folder is deleted
-        # (a temporary folder, `rm -r`), embedding the rest would only burn CPU for nothing.
-        while not stop.wait(1.0):
-            if not store.path.exists():
-                stop.set()
-
-    threading.Thread(target=watch_folder, daemon=True).start()
-    try:
-        n = fill(store, args.model, batch=args.batch, on_batch=report, workers=args.workers, stop=stop)
-    except (OSError, sqlite3.Error, RuntimeError):  # RuntimeError: usearch saving its graph
-        if not store.path.exists():
-            return 0  # the folder went away mid-batch: nothing left to fill
-        raise
-    stop.set()
-    import resource
-
-    wall = time.perf_counter() - started
-    usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
-    cpu = sum(u.ru_utime + u.ru_stime for u in usage)
-    # one summary line, also in quiet mode (the background filler's log): what a bench reads
-    print(json.dumps({"filled": n, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
-                      "posts_per_s": round(n / wall, 1) if wall else None,
-                      "posts_per_cpu_s": round(n / cpu, 1) if cpu else None,
-                      "load_average": os.getloadavg()}), flush=True)
-    store.close()
-    return 0
+    return fill_main(argv)
 
 
 if __name__ == "__main__":

@@ -206,13 +206,14 @@ class SemanticRetriever:
 
 
 def attach(engine, service) -> SemanticRetriever | None:
-    """Register the semantic retriever with an engine when the folder has (or is filling) vectors,
-    and resume an interrupted fill in the background."""
+    """Register the semantic retriever with an engine when the folder has (or is filling) vectors.
+
+    Searching starts no filling: the backend decides where derived work runs (a write, the
+    serve worker), and a read-only command never starts any."""
     if not service.available():
         return None
     retriever = SemanticRetriever(engine.store, service.index, resolve=engine.resolve)
     engine.add_retriever(retriever)
-    service.catch_up()
     threading.Thread(target=_warm, args=(retriever,), name="tgsearch-semantic-warmup", daemon=True).start()
     return retriever
 
