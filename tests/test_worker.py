@@ -214,7 +214,7 @@ def test_serve_runs_one_worker_and_stops_it_on_shutdown(tmp_path, monkeypatch):
     make_backend(tmp_path).close()
     seen = {}
 
-    def create_app(backend, token=None):
+    def create_app(backend, token=None, **options):
         seen["backend"] = backend
         return object()
 
