@@ -8,7 +8,7 @@ import pytest
 import tantivy
 from click.testing import CliRunner
 
-from search_corpus import POSTS, make_backend, write_corpus
+from search_corpus import POSTS, make_backend
 from tgsearch.errors import IndexMismatchError
 from tgsearch.index import lexical
 from tgsearch.index.lexical import IDENTITY_FILE, META_ID, LexicalIndex
@@ -158,11 +158,6 @@ def cli_main():
     from tgsearch.cli import main
 
     return main
-
-
-def test_write_corpus_roundtrip(tmp_path):
-    path = write_corpus(tmp_path)
-    assert len(path.read_text(encoding="utf-8").splitlines()) == len(POSTS)
 
 
 def test_a_busy_index_is_still_readable(tmp_path):

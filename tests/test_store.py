@@ -97,3 +97,21 @@ def test_capitalised_channels_move_to_the_one_naming_rule(tmp_path):
     assert [h.id for h in backend.search(SearchRequest(q="паводок", mode="lexical")).hits] == ["riverdaily/1"]
     assert backend.check()["ok"]
     backend.close()
+
+
+def test_a_read_only_backend_refuses_writes_before_writing(tmp_path):
+    import json
+
+    from tgsearch.backend import EmbeddedBackend
+    from tgsearch.errors import StoreError
+
+    EmbeddedBackend(tmp_path / "db", vectors="off").close()
+    backend = EmbeddedBackend(tmp_path / "db", create=False, read_only=True)
+    src = tmp_path / "posts.jsonl"
+    src.write_text(json.dumps({"channel": "river", "id": 1, "text": "Паводок"}, ensure_ascii=False) + "\n")
+    for write in (lambda: backend.ingest([src]), lambda: backend.mark_deleted(["river/1"]),
+                  lambda: backend.rename_channel("river", "River")):
+        with pytest.raises(StoreError, match="read-only"):
+            write()
+    assert backend.store.count() == 0
+    backend.close()

@@ -83,16 +83,24 @@ class EmbeddedBackend:
     def ingest(self, paths, *, encoding: str | None = None, format: str | None = None, channel: str | None = None,
                on_file: Callable[[FileReport], None] | None = None,
                on_posts: Callable[[int], None] | None = None) -> IngestReport:
+        self._writable()
         report = ingest(self.store, paths, encoding=encoding, format=format, channel=channel,
                         on_file=on_file, on_posts=on_posts)
         self.after_write()
         return report
 
+    def _writable(self) -> None:
+        if self.read_only:
+            raise StoreError(f"{self.root}: opened read-only; writes go through ingest or serve")
+
+    def semantic_available(self) -> bool:
+        """Whether the folder has (or is filling) vectors: semantic and hybrid search use them."""
+        return self.vectors.available()
+
     def after_write(self, *, wait: bool = True) -> None:
         """Bring derived indexes up to the store: the lexical index before returning (with a
         worker: unless `wait` is False), the vectors per the vectors mode or in the worker."""
-        if self.read_only:
-            raise StoreError(f"{self.root}: opened read-only; writes go through ingest or serve")
+        self._writable()
         if self.worker is not None:
             if wait:
                 self.worker.wait_indexed(self.store.max_version())
@@ -161,12 +169,14 @@ class EmbeddedBackend:
 
     def mark_deleted(self, ids: Iterable[str]) -> int:
         """Mark posts deleted at the source: kept, hidden from search and export."""
+        self._writable()
         n = self.store.mark_deleted(ids)
         if n:
             self.after_write()
         return n
 
     def rename_channel(self, channel: str, title: str) -> int:
+        self._writable()
         return self.store.rename_channel(channel, title)
 
     def reindex(self, on_progress=None) -> int:

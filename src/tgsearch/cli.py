@@ -211,7 +211,7 @@ def search(query, db, limit, offset, as_json, sort, mode, channels, since, until
     req = SearchRequest(q=" ".join(query), limit=limit, offset=offset, sort=sort, mode=mode, channels=tuple(channels),
                         since=_day_option(since, "since"), until=_day_option(until, "until", end=True), kind=kind)
     loading = ""
-    if mode != "lexical" and backend.vectors.available():
+    if mode != "lexical" and backend.semantic_available():
         # A one-shot command loads the query model first; took_ms then times the search alone.
         started = time.perf_counter()
         backend.warm_up()

@@ -376,6 +376,10 @@ class Store:
     def publications(self) -> list[str]:
         return [p for (p,) in self.conn.execute("SELECT DISTINCT publication FROM posts WHERE publication != ''")]
 
+    def count_since(self, version: int) -> int:
+        """How many posts were written after `version` (a derived index's backlog)."""
+        return self.conn.execute("SELECT COUNT(*) FROM posts WHERE version > ?", (version,)).fetchone()[0]
+
     def versions_since(self, start: int) -> list[int]:
         return [v for (v,) in self.conn.execute("SELECT version FROM posts WHERE version > ? ORDER BY version", (start,))]
 

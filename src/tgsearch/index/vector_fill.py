@@ -171,8 +171,7 @@ def _backlog(store: Store, model: str) -> int:
                 hwm = 0
             finally:
                 conn.close()
-    # SQL on the store's posts table outside store.py (to become a Store method: a count since a version)
-    return store.conn.execute("SELECT COUNT(*) FROM posts WHERE version > ?", (hwm,)).fetchone()[0]
+    return store.count_since(hwm)
 
 
 def _batches(store: Store, hwm: int, batch: int):
