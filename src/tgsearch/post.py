@@ -48,41 +48,12 @@ class Post:
         # Validation at the edge: anything the store cannot hold (an int beyond SQLite's signed
         # 64 bits, an infinite number, a date outside years 1-9999, a list of the wrong type) is a
         # ValueError naming the field, which a reader reports as one bad record.
-        def whole(value, name: str) -> int:
-            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-                raise ValueError(f"{name} must be a whole number, not {type(value).__name__}")
-            if isinstance(value, float):
-                if not value.is_integer():
-                    raise ValueError(f"{name} {value!r} is not a finite whole number")
-                value = int(value)
-            elif isinstance(value, str):
-                digits = value.strip()
-                if not (digits.lstrip("-").isascii() and digits.lstrip("-").isdigit()) or len(digits) > 40:
-                    raise ValueError(f"{name} {value[:40]!r} is not a whole number")
-                value = int(digits)
-            if not -(1 << 63) <= value < (1 << 63):
-                shown = str(value) if len(str(value)) <= 40 else f"of {len(str(value))} digits"
-                raise ValueError(f"{name} {shown} is out of range (a 64-bit integer, at most 9223372036854775807)")
-            return value
-
-        def strings(value, name: str) -> tuple[str, ...]:
-            if value is None:
-                return ()
-            if not isinstance(value, (list, tuple)):
-                raise ValueError(f"{name} must be a list of strings, not {type(value).__name__}")
-            for item in value:
-                if not isinstance(item, str):
-                    raise ValueError(f"{name} must be a list of strings, not contain {type(item).__name__}")
-            return tuple(value)
-
         set_ = object.__setattr__
         if not isinstance(self.id, str) or not self.id:
             raise ValueError(f"id must be a non-empty string, not {self.id!r}"[:120])
-        for name in ("channel", "text", "channel_title", "title", "source_url", "publication", "publication_country",
-                     "author", "forwarded_from", "language", "origin_file", "preview_site", "preview_title",
-                     "preview_description"):
+        for name in _STRING_FIELDS:
             value = getattr(self, name)
-            if not isinstance(value, str):
+            if type(value) is not str and not isinstance(value, str):
                 if value is not None or name in ("channel", "text"):
                     raise ValueError(f"{name} must be a string, not {type(value).__name__}")
                 set_(self, name, "")
@@ -100,20 +71,20 @@ class Post:
             ids = ()
         elif not isinstance(ids, (list, tuple)):
             raise ValueError(f"message_ids must be a list of numbers, not {type(ids).__name__}")
-        set_(self, "message_ids", tuple(whole(m, "message_ids item") for m in ids))
-        set_(self, "links", strings(self.links, "links"))
-        set_(self, "media", strings(self.media, "media"))
+        set_(self, "message_ids", tuple(_whole(m, "message_ids item") for m in ids))
+        set_(self, "links", _strings(self.links, "links"))
+        set_(self, "media", _strings(self.media, "media"))
         for name in ("reply_to", "views"):
             value = getattr(self, name)
             if value is not None:
-                set_(self, name, whole(value, name))
+                set_(self, name, _whole(value, name))
         reactions = self.reactions if self.reactions is not None else {}
         if not isinstance(reactions, dict):
             raise ValueError(f"reactions must be an object of counts, not {type(reactions).__name__}")
         for key, count in reactions.items():
             if not isinstance(key, str):
                 raise ValueError(f"reactions keys must be strings, not {type(key).__name__}")
-        set_(self, "reactions", {key: whole(count, f"reactions[{key[:20]!r}]") for key, count in reactions.items()})
+        set_(self, "reactions", {key: _whole(count, "reactions", key) for key, count in reactions.items()})
         set_(self, "edited", bool(self.edited) or self.edit_date is not None)
         set_(self, "deleted", bool(self.deleted))
         if not self.language:
@@ -172,6 +143,46 @@ class Post:
 
     def evolve(self, **changes) -> "Post":
         return replace(self, **changes)
+
+
+_INT64 = 1 << 63
+_STRING_FIELDS = ("channel", "text", "channel_title", "title", "source_url", "publication", "publication_country",
+                  "author", "forwarded_from", "language", "origin_file", "preview_site", "preview_title",
+                  "preview_description", "preview_url")
+
+
+def _whole(value, name: str, key: str | None = None) -> int:
+    """A whole number SQLite can hold (signed 64 bits), from an int, a whole float or digits."""
+    if type(value) is int and -_INT64 <= value < _INT64:
+        return value
+    if key is not None:
+        name = f"{name}[{key[:20]!r}]"
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"{name} must be a whole number, not {type(value).__name__}")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError(f"{name} {value!r} is not a finite whole number")
+        value = int(value)
+    elif isinstance(value, str):
+        digits = value.strip()
+        if not (digits.lstrip("-").isascii() and digits.lstrip("-").isdigit()) or len(digits) > 40:
+            raise ValueError(f"{name} {value[:40]!r} is not a whole number")
+        value = int(digits)
+    if not -_INT64 <= value < _INT64:
+        shown = str(value) if len(str(value)) <= 40 else f"of {len(str(value))} digits"
+        raise ValueError(f"{name} {shown} is out of range (a 64-bit integer, at most 9223372036854775807)")
+    return value
+
+
+def _strings(value, name: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(f"{name} must be a list of strings, not {type(value).__name__}")
+    for item in value:
+        if not isinstance(item, str):
+            raise ValueError(f"{name} must be a list of strings, not contain {type(item).__name__}")
+    return tuple(value)
 
 
 _FIELDS = tuple(f.name for f in fields(Post))

@@ -108,6 +108,7 @@ _COLUMNS = (
     "edited", "preview_site", "preview_title", "preview_description", "preview_url", "deleted",
 )
 _JSON_COLUMNS = ("message_ids", "links", "reactions", "media")
+_REACTIONS = _COLUMNS.index("reactions")
 
 
 class Facts(NamedTuple):
@@ -265,7 +266,7 @@ class Store:
                     if old_deleted and not post.deleted:
                         data["deleted"] = True
                     if old_hash == digest:
-                        reactions = json.dumps(data["reactions"], ensure_ascii=False)
+                        reactions = json.dumps(data["reactions"], ensure_ascii=False) if data["reactions"] else "{}"
                         if (data["views"], reactions) != (old_views, old_reactions):
                             counters.append((data["views"], reactions, post.id))
                             existing[post.id] = (digest, old_edit, data["views"], reactions, old_deleted)
@@ -279,15 +280,15 @@ class Store:
                         result.unchanged += 1
                         continue
                     version += 1
-                    updates.append(post_to_row(post, data) + (digest, version, now))
-                    existing[post.id] = (digest, new_edit, data["views"], json.dumps(data["reactions"], ensure_ascii=False),
-                                         data["deleted"])
+                    row = post_to_row(post, data)
+                    updates.append(row + (digest, version, now))
+                    existing[post.id] = (digest, new_edit, data["views"], row[_REACTIONS], data["deleted"])
                     result.updated += 1
                 else:
                     version += 1
-                    inserts.append(post_to_row(post, data) + (digest, version, now))
-                    existing[post.id] = (digest, iso(post.edit_date), data["views"],
-                                         json.dumps(data["reactions"], ensure_ascii=False), data["deleted"])
+                    row = post_to_row(post, data)
+                    inserts.append(row + (digest, version, now))
+                    existing[post.id] = (digest, data["edit_date"], data["views"], row[_REACTIONS], data["deleted"])
                     result.new += 1
             cols = ", ".join(_COLUMNS + ("hash", "version", "ingested_at"))
             marks = ", ".join("?" * (len(_COLUMNS) + 3))
