@@ -46,7 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     from tgsearch.backend import EmbeddedBackend
     from tgsearch.search.types import SearchRequest
 
-    backend = EmbeddedBackend(args.db, create=False, read_only=True)
+    try:
+        backend = EmbeddedBackend(args.db, create=False, read_only=True)
+    except TypeError:   # a tgsearch before read-only backends (side-by-side runs of older code)
+        backend = EmbeddedBackend(args.db, create=False)
     backend.warm_up()
     engine = backend.engine
     semantic = engine.retrievers.get("semantic")
