@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             one(q)
     profile.disable()
     stats = pstats.Stats(profile).stats
-    total = sum(tt for (_, _, _, tt, _) in stats.values()) * 1000 / n
+    total = sum(tt for (_, _, tt, _, _) in stats.values()) * 1000 / n
     print(f"under cProfile: {total:.1f} ms per query; stage shares (cumulative time of its functions):")
     for stage, funcs in STAGES.items():
         spent = 0.0

@@ -141,6 +141,16 @@ class Post:
             kwargs["reactions"] = {}
         return cls(**kwargs)
 
+    @classmethod
+    def stored(cls, values: dict) -> "Post":
+        """A Post from what the store holds (every field, already validated and converted when
+        it was written): no validation again, no language guess."""
+        post = object.__new__(cls)
+        set_ = object.__setattr__
+        for name in _FIELDS:
+            set_(post, name, values[name])
+        return post
+
     def evolve(self, **changes) -> "Post":
         return replace(self, **changes)
 

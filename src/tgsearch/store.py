@@ -167,11 +167,15 @@ def post_to_row(post: Post, d: dict | None = None) -> tuple:
 
 def row_to_post(row: sqlite3.Row) -> Post:
     data = {col: row[col] for col in _COLUMNS}
-    for col in _JSON_COLUMNS:
-        data[col] = json.loads(data[col])
+    data["message_ids"] = tuple(json.loads(data["message_ids"]))
+    data["links"] = tuple(json.loads(data["links"]))
+    data["media"] = tuple(json.loads(data["media"]))
+    data["reactions"] = json.loads(data["reactions"])
     data["date"] = parse_datetime(data["date"]) if data["date"] else None
     data["edit_date"] = parse_datetime(data["edit_date"]) if data["edit_date"] else None
-    return Post.from_dict(data)
+    data["edited"] = bool(data["edited"])
+    data["deleted"] = bool(data["deleted"])
+    return Post.stored(data)
 
 
 class Store:
@@ -372,6 +376,15 @@ class Store:
                     f"SELECT id, channel, publication, date, kind, links FROM posts WHERE id IN ({marks}) AND deleted = 0",
                     chunk):
                 out[pid] = Facts(channel, publication, parse_datetime(d) if d else None, kind, links != "[]")
+        return out
+
+    def live(self, ids: list[str]) -> set[str]:
+        """Those of `ids` that are in the store and not deleted."""
+        out: set[str] = set()
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            out.update(r[0] for r in self.conn.execute(f"SELECT id FROM posts WHERE id IN ({marks}) AND deleted = 0", chunk))
         return out
 
     def publications(self) -> list[str]:

@@ -172,7 +172,9 @@ class Engine:
                 plan.spans.update(getattr(cands, "passages", None) or {})
                 lists.append(cands)
         head = list(dict.fromkeys(pid for c in lists[1:] for pid in c.ids[:SEMANTIC_HEAD]))
-        matching = self.lexical.matching(plan.compiled, head, plan.searcher)
+        in_lexical = set(lexical.ids)
+        matching = in_lexical.intersection(head) | \
+            self.lexical.matching(plan.compiled, [p for p in head if p not in in_lexical], plan.searcher)
         extras = [pid for pid in head if pid not in matching]
         total = lexical.total + len(extras)
         if extras:
@@ -191,19 +193,19 @@ class Engine:
             merged = [(p, 0.0, ["lexical"] + (["semantic"] if p in head else [])) for p in lex.ids]
             merged += [(p, 0.0, ["semantic"]) for p in extras]
             return self.by_date(merged, newest_first=sort == "date")[start:stop], total
-        in_window = set(lexical.ids) | set(head)
+        in_window = in_lexical | set(head)
         window = []
         for pid, score, found in (fuse(lists) if len(lists) > 1 else
                                   [(p, s, ["lexical"]) for p, s in zip(lexical.ids, lexical.scores)]):
             if pid in in_window:
-                labels = (["lexical"] if pid in matching or pid in lexical.ids else []) + \
+                labels = (["lexical"] if pid in matching or pid in in_lexical else []) + \
                          [f for f in found if f != "lexical"]
                 window.append((pid, score, labels))
         if stop <= len(window):
             return window[start:stop], total
         # Past the fused window: the remaining lexical hits in BM25 order, without the head's
         # lexical matches already placed in the window.
-        placed = [pid for pid in head if pid in matching and pid not in lexical.ids]
+        placed = [pid for pid in head if pid in matching and pid not in in_lexical]
         need = stop - len(window) + len(placed)
         tail = self.lexical.retrieve(plan.query, plan.filters, limit=need, offset=len(lexical.ids), sort="relevance",
                                      compiled=plan.compiled, searcher=plan.searcher)

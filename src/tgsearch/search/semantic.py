@@ -170,8 +170,12 @@ class SemanticRetriever:
         fetch = min(MAX_FETCH, want * (OVERFETCH if post_filter.active else 1))
         found = self.vectors.search_vector(qvec, limit=max(fetch, 1))
         # live posts only (a post deleted since its vectors were written is not a result), filtered
-        facts = self.store.facts([pid for pid, _, _ in found])
-        found = [f for f in found if f[0] in facts and (not post_filter.active or post_filter(facts[f[0]]))]
+        if post_filter.active:
+            facts = self.store.facts([pid for pid, _, _ in found])
+            found = [f for f in found if f[0] in facts and post_filter(facts[f[0]])]
+        else:
+            live = self.store.live([pid for pid, _, _ in found])
+            found = [f for f in found if f[0] in live]
         total = len(found[:want])
         found = found[offset:want]
         spans = {pid: span for pid, _, span in found}
