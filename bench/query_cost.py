@@ -26,7 +26,7 @@ STAGES = {
     "lexical retrieve (tantivy)": [("search/lexical.py", "retrieve"), ("search/lexical.py", "matching")],
     "semantic: embed the query": [("index/vectors.py", "embed_query")],
     "semantic: vector search + labels": [("index/vectors.py", "search_vector")],
-    "semantic: filter facts": [("tgsearch/store.py", "facts")],
+    "semantic: live posts / filters": [("tgsearch/store.py", "facts"), ("tgsearch/store.py", "live")],
     "fusion (exact cosine re-scoring)": [("search/fusion.py", "fuse")],
     "hits: fetch posts": [("tgsearch/store.py", "get_many")],
     "hits: snippets": [("search/snippet.py", "snippet")],
