@@ -115,3 +115,52 @@ def test_a_read_only_backend_refuses_writes_before_writing(tmp_path):
             write()
     assert backend.store.count() == 0
     backend.close()
+
+
+def test_a_source_that_reports_a_post_deleted_marks_it(tmp_path):
+    import json
+
+    from tgsearch.backend import EmbeddedBackend
+    from tgsearch.search.types import SearchRequest
+
+    src = tmp_path / "posts.jsonl"
+    line = {"id": 7, "channel": "river", "text": "Паводок на реке Урал", "edit_date": "2025-05-02T10:00:00Z"}
+    src.write_text(json.dumps(line, ensure_ascii=False) + "\n")
+    backend = EmbeddedBackend(tmp_path / "db", vectors="off")
+    backend.ingest([src])
+    assert backend.search(SearchRequest(q="паводок", mode="lexical")).total == 1
+    del line["edit_date"]     # the source no longer gives the edit time: the deletion still counts
+    src.write_text(json.dumps({**line, "text": "", "title": "x", "deleted": True}, ensure_ascii=False) + "\n")
+    report = backend.ingest([src])
+    assert report.total("updated") == 1
+    post = backend.get("river/7")
+    assert post.deleted and post.text == "Паводок на реке Урал"      # kept as it was, marked
+    assert backend.search(SearchRequest(q="паводок", mode="lexical")).total == 0
+    assert backend.check()["ok"]
+    backend.close()
+
+
+def test_channels_rename_sets_the_title_for_good(tmp_path, fixtures):
+    import json
+    import shutil
+
+    from click.testing import CliRunner
+
+    from tgsearch.cli import main
+
+    src = tmp_path / "001_abc.txt"
+    shutil.copy(fixtures / "text" / "digest_dump.txt", src)   # a digest dump that names no channel
+    db = str(tmp_path / "db")
+    runner = CliRunner()
+    assert runner.invoke(main, ["ingest", str(src), "--db", db, "-q"]).exit_code == 0
+    channels = json.loads(runner.invoke(main, ["stats", "--db", db, "--json"]).output)["channels"]
+    assert [c["title"] for c in channels] == ["unnamed dump: 001_abc.txt"]
+    slug = channels[0]["channel"]
+    result = runner.invoke(main, ["channels", "rename", slug, "Дайджест зарубежной прессы", "--db", db])
+    assert result.exit_code == 0, result.output
+    assert runner.invoke(main, ["ingest", str(src), "--db", db, "-q"]).exit_code == 0     # kept across ingests
+    channels = json.loads(runner.invoke(main, ["stats", "--db", db, "--json"]).output)["channels"]
+    assert [c["title"] for c in channels] == ["Дайджест зарубежной прессы"]
+    assert "Дайджест" in runner.invoke(main, ["channels", "list", "--db", db]).output   # (the table wraps)
+    bad = runner.invoke(main, ["channels", "rename", "nope", "X", "--db", db])
+    assert bad.exit_code != 0 and "no channel" in bad.output

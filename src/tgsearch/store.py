@@ -260,7 +260,7 @@ class Store:
                                         f"WHERE id IN ({marks})", chunk):
                     existing[row[0]] = (row[1], row[2], row[3], row[4], row[5])
             now = _now()
-            inserts, updates, counters = [], [], []
+            inserts, updates, counters, deletions = [], [], [], []
             for post in posts:
                 data = post.to_dict()
                 digest = post.content_hash(data)
@@ -269,6 +269,14 @@ class Store:
                     old_hash, old_edit, old_views, old_reactions, old_deleted = old
                     if old_deleted and not post.deleted:
                         data["deleted"] = True
+                    if post.deleted and not old_deleted:
+                        # A source says it is gone now: keep what the store holds, mark it (a new
+                        # version, so derived indexes drop it).
+                        version += 1
+                        deletions.append((version, post.id))
+                        existing[post.id] = (old_hash, old_edit, old_views, old_reactions, True)
+                        result.updated += 1
+                        continue
                     if old_hash == digest:
                         reactions = json.dumps(data["reactions"], ensure_ascii=False) if data["reactions"] else "{}"
                         if (data["views"], reactions) != (old_views, old_reactions):
@@ -302,6 +310,8 @@ class Store:
                 conn.executemany(f"INSERT OR REPLACE INTO posts({cols}) VALUES({marks})", updates)
             if counters:
                 conn.executemany("UPDATE posts SET views=?, reactions=? WHERE id=?", counters)
+            if deletions:
+                conn.executemany("UPDATE posts SET deleted=1, version=? WHERE id=?", deletions)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")

@@ -82,6 +82,12 @@ def to_post(data: dict, ctx: ReadContext, lineno: int) -> Post | None:
         language=str(data.get("language") or ""),
         kind=str(data.get("kind") or "post"),
         origin_file=ctx.origin_file,
+        edited=data.get("edited") is True,
+        preview_site=data.get("preview_site") or "",
+        preview_title=data.get("preview_title") or "",
+        preview_description=data.get("preview_description") or "",
+        preview_url=data.get("preview_url") or "",
+        deleted=data.get("deleted") is True,
     )
 
 
