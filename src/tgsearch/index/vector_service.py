@@ -125,7 +125,7 @@ class VectorService:
 
     def status(self) -> dict:
         out = vector_status(self.store, self.model)
-        out["mode"] = self.mode
+        out["mode"] = "read-only (this command fills nothing)" if self.read_only else self.mode
         if self._filler is not None and self._filler.error is not None:
             out["error"] = str(self._filler.error)
         return out
