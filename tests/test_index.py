@@ -171,9 +171,30 @@ def test_a_busy_index_is_still_readable(tmp_path):
     other = EmbeddedBackend(tmp_path / "db", create=False)
     assert other.index.count() == len(POSTS)           # opens and searches without catching up
     with pytest.raises(IndexBusyError):
-        other.after_write()
+        other.after_write(busy_wait=0)
     del writer
     other.after_write()
+    assert other.index.count() == len(POSTS) + 2
+
+
+def test_a_write_waits_for_another_writer_to_finish(tmp_path):
+    """An ingest while `serve` catches the index up: it waits for the lock instead of failing."""
+    import threading
+    import time
+
+    from tgsearch.backend import EmbeddedBackend
+
+    backend = make_backend(tmp_path)
+    holder = LexicalIndex(tmp_path / "db", backend.index.analyzer)
+    box = {"writer": holder.index.writer(50_000_000, 1)}   # another process is writing
+
+    def release():
+        time.sleep(1.0)
+        box.pop("writer").rollback()
+    threading.Thread(target=release).start()
+    other = EmbeddedBackend(tmp_path / "db", create=False)
+    other.store.upsert(extra_posts(0, 2))
+    other.after_write(busy_wait=30)
     assert other.index.count() == len(POSTS) + 2
 
 

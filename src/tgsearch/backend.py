@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Protocol, runtime_checkable
 
@@ -104,9 +105,12 @@ class EmbeddedBackend:
         """Whether the folder has (or is filling) vectors: semantic and hybrid search use them."""
         return self.vectors.available()
 
-    def after_write(self, *, wait: bool = True) -> None:
+    def after_write(self, *, wait: bool = True, busy_wait: float | None = None) -> None:
         """Bring derived indexes up to the store: the lexical index before returning (with a
-        worker: unless `wait` is False), the vectors per the vectors mode or in the worker."""
+        worker: unless `wait` is False), the vectors per the vectors mode or in the worker.
+
+        When another process holds the index (a running `serve` catching up), wait up to
+        `busy_wait` seconds (env TGSEARCH_INDEX_WAIT, default 60) for it, then IndexBusyError."""
         self._writable()
         if self.worker is not None:
             if wait:
@@ -114,7 +118,19 @@ class EmbeddedBackend:
             else:
                 self.worker.poke()
             return
-        self.index.catch_up(self.store)
+        from .index.lexical import IndexBusyError
+
+        if busy_wait is None:
+            busy_wait = float(os.environ.get("TGSEARCH_INDEX_WAIT", "60"))
+        deadline = time.monotonic() + busy_wait
+        while True:
+            try:
+                self.index.catch_up(self.store)
+                break
+            except IndexBusyError:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.2)
         self.vectors.after_write()
 
     # -- search (lexical index and engine) ---------------------------------------------------
