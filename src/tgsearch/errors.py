@@ -76,3 +76,25 @@ class IndexMismatchError(TgsearchError):
 
 class AuthError(TgsearchError):
     status = 401
+
+
+class FetchRefused(TgsearchError):
+    """A URL the link fetcher will not fetch (policy: scheme, address, redirects, type)."""
+
+    status = 403
+
+    def __init__(self, url: str, reason: str):
+        super().__init__(f"{url}: refused to fetch: {reason}")
+        self.url = url
+        self.reason = reason
+
+
+class FetchFailed(TgsearchError):
+    """A fetch that was allowed but failed (network, HTTP status, size, deadline)."""
+
+    status = 502
+
+    def __init__(self, url: str, reason: str):
+        super().__init__(f"{url}: fetch failed: {reason}")
+        self.url = url
+        self.reason = reason
