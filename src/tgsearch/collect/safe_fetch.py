@@ -346,7 +346,7 @@ def _read_body(response: httpx.Response, url: str, max_bytes: int) -> bytes:
 
 
 def _one_hop(target: _Target, config: FetchConfig, deadline: float,
-             take_body: typing.Callable[[httpx.Response], FetchResult | None]
+             take_body: typing.Callable[[httpx.Response], FetchResult]
              ) -> FetchResult | tuple[int, str]:
     """Request one checked URL; the result, or a redirect's (status, absolute Location)."""
     timeout = httpx.Timeout(connect=config.connect_timeout, read=config.read_timeout,
@@ -365,9 +365,7 @@ def _one_hop(target: _Target, config: FetchConfig, deadline: float,
                                                       "redirect without a Location")
                     return (response.status_code,
                             urllib.parse.urljoin(target.url, location.strip()))
-                result = take_body(response)
-                assert result is not None
-                return result
+                return take_body(response)
     except httpx.TimeoutException as e:
         raise FetchFailed(target.url, f"timed out ({e or type(e).__name__})") from e
     except httpx.HTTPError as e:
