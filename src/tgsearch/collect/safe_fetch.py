@@ -3,6 +3,7 @@
 Policy, applied to the first URL and again to every redirect hop:
 
 * only ``http`` / ``https``;
+* the URL requested drops any ``user:password@`` and ``#fragment``;
 * the host is normalised the way resolvers read it (``127.1``, ``2130706433``,
   ``0x7f000001``, ``0177.0.0.1`` all mean 127.0.0.1; a trailing dot is dropped);
 * ``localhost`` and ``*.localhost`` are refused by name;
@@ -212,12 +213,11 @@ def _check_url(url: str, config: FetchConfig) -> _Target:
             why = _ip_refusal(ip)
             if why:
                 raise FetchRefused(url, f"{ascii_host} resolves to {why}")
-    if ascii_host != raw_host:
-        url = _with_host(parts, ascii_host, 0)
-    return _Target(url, ascii_host, port, str(addresses[0]))
+    return _Target(_with_host(parts, ascii_host, 0), ascii_host, port, str(addresses[0]))
 
 
 def _with_host(parts: urllib.parse.SplitResult, host: str, version: int) -> str:
+    """The URL requested: normalised host, no user:password, no fragment."""
     netloc = f"[{host}]" if version == 6 else host
     if parts.port is not None:
         netloc += f":{parts.port}"
