@@ -94,6 +94,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._send(200, "<html><body><p>Привет, мир</p></body></html>".encode())
         elif path == "/host":
             self._send(200, self.headers.get("Host", "").encode(), "text/plain")
+        elif path == "/auth":
+            self._send(200, self.headers.get("Authorization", "none").encode(), "text/plain")
         elif path == "/cp1251":
             body = '<meta charset="windows-1251"><p>Новости</p>'.encode("cp1251")
             self._send(200, body, "text/html")
@@ -271,6 +273,12 @@ def test_allowed_loopback_server_returns_page(server, connects):
 def test_allow_list_by_name_localhost(server):
     result = fetch(f"http://localhost:{server.port}/page", allow(server, host="localhost"))
     assert "Привет" in result.text
+
+
+def test_url_credentials_are_not_sent(server):
+    result = fetch(f"http://user:secret@127.0.0.1:{server.port}/auth#frag", allow(server))
+    assert result.text == "none"
+    assert result.url == f"http://127.0.0.1:{server.port}/auth"
 
 
 def test_charset_from_meta(server):
