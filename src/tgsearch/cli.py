@@ -350,5 +350,51 @@ def check(db, as_json):
         sys.exit(3)
 
 
+@main.command()
+@click.argument("channels", nargs=-1, required=True)
+@db_option
+@click.option("--base-url", default="https://t.me", show_default=True, help="Site serving the /s/<channel> previews.")
+@click.option("--since", default=None, help="Page back no further than this day, YYYY-MM-DD.")
+@click.option("--limit", default=None, type=click.IntRange(min=1), help="At most N posts per channel this run.")
+@click.option("--delay", default=1.0, show_default=True, type=click.FloatRange(min=0), help="Seconds between requests.")
+@click.option("--json", "as_json", is_flag=True, help="Print the per-channel report as JSON.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def crawl(channels, db, base_url, since, limit, delay, as_json, quiet):
+    """Fetch public channels' web previews (t.me/s/CHANNEL) into the store; again: only what is new."""
+    from .collect import CrawlConfig, crawl as run_crawl
+
+    from datetime import datetime, timezone
+
+    day = _day_option(since, "since")
+    since_at = datetime(day.year, day.month, day.day, tzinfo=timezone.utc) if day else None
+    config = CrawlConfig(base_url=base_url, since=since_at, limit=limit, delay=delay)
+    backend = open_backend(db)
+    show_progress = not quiet and not as_json and err.is_terminal
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[counts]}"),
+                        TimeElapsedColumn(), console=err, transient=True, disable=not show_progress)
+
+    def on_page(report):
+        progress.update(task, description=f"crawl {report.channel}", counts=f"pages {report.pages}  posts {report.posts}")
+
+    def on_channel(report):
+        for line in ([report.error] if report.error else []) + report.record_errors:
+            err.print(f"[red]error:[/red] {line}", markup=True, highlight=False, soft_wrap=True)
+        progress.update(task, advance=1)
+
+    with progress:
+        task = progress.add_task("crawl", total=len(channels), counts="")
+        reports = run_crawl(backend, list(channels), config, on_page=on_page, on_channel=on_channel)
+    if as_json:
+        out.print_json(json.dumps([r.to_dict() for r in reports], ensure_ascii=False))
+    else:
+        for r in reports:
+            state = "failed" if r.error else ("history complete" if r.complete else "history partial")
+            out.print(f"{r.channel}: pages {r.pages}  posts {r.posts}  new {r.new}  updated {r.updated}  "
+                      f"refreshed {r.refreshed}  unchanged {r.unchanged}  ({state})", highlight=False)
+    backend.close()
+    if any(r.error for r in reports):
+        sys.exit(2)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -78,6 +78,16 @@ MIGRATIONS: list[str] = [
     """,
     # 3: one channel-naming rule (sources.channel_name: lower case); see _lowercase_channels
     "_lowercase_channels",
+    # 4: where `tgsearch crawl` is in each channel's history (newest id seen, oldest id reached)
+    """
+    CREATE TABLE crawl_cursors (
+        channel TEXT PRIMARY KEY,
+        newest INTEGER,
+        oldest INTEGER,
+        complete INTEGER NOT NULL DEFAULT 0,
+        updated_at TEXT NOT NULL
+    );
+    """,
 ]
 
 
@@ -492,6 +502,19 @@ class Store:
             "files": files,
             "db": str(self.root),
         }
+
+
+    # -- crawl cursors -------------------------------------------------------------------------
+    def get_cursor(self, channel: str) -> dict | None:
+        """{"newest", "oldest", "complete"} for a crawled channel, None before its first crawl."""
+        row = self.conn.execute("SELECT newest, oldest, complete FROM crawl_cursors WHERE channel = ?", (channel,)).fetchone()
+        return None if row is None else {"newest": row[0], "oldest": row[1], "complete": bool(row[2])}
+
+    def set_cursor(self, channel: str, *, newest: int | None, oldest: int | None, complete: bool) -> None:
+        self.conn.execute("INSERT INTO crawl_cursors(channel, newest, oldest, complete, updated_at) VALUES(?, ?, ?, ?, ?) "
+                          "ON CONFLICT(channel) DO UPDATE SET newest=excluded.newest, oldest=excluded.oldest, "
+                          "complete=excluded.complete, updated_at=excluded.updated_at",
+                          (channel, newest, oldest, int(complete), _now()))
 
 
 def _split_sql(script: str) -> list[str]:

@@ -63,10 +63,15 @@ def _text(node: LexborNode | None) -> str:
 
 
 def read(path: Path, ctx: ReadContext) -> Iterator[Post]:
-    tree = LexborHTMLParser(read_text(path, ctx.encoding))
+    yield from read_html(read_text(path, ctx.encoding), ctx, str(path))
+
+
+def read_html(html: str, ctx: ReadContext, where: str) -> Iterator[Post]:
+    """The posts of a t.me/s page given as HTML text (a saved file's or a fetched page's)."""
+    tree = LexborHTMLParser(html)
     messages = tree.css(".tgme_widget_message[data-post]")
     if not messages:
-        raise InputError(str(path), "no Telegram messages found (no element with data-post)",
+        raise InputError(where, "no Telegram messages found (no element with data-post)",
                          "this looks like a fragment of a t.me/s page; save the whole page (t.me/s/<channel>)")
     page_title = _text(tree.css_first(".tgme_channel_info_header_title"))
     for node in messages:
