@@ -238,3 +238,44 @@ def test_channel_names_and_user_agent(site, backend):
     reports = crawl(backend, ["riverdaily", "bad name!"], config(site), client=client)
     assert reports[0].complete and "not a channel name" in reports[1].error
     assert seen and all(ua.startswith("tgsearch/") and "+https://" in ua for ua in seen)
+
+
+def test_posts_are_stored_before_the_cursor_moves(site, tmp_path):
+    """A write that dies on page 3 (the disk, a kill inside the transaction) leaves the cursor at
+    page 2, so the next crawl fetches page 3 again."""
+    from types import SimpleNamespace
+
+    from tgsearch.store import Store
+
+    class DyingStore(Store):
+        calls = 0
+
+        def upsert(self, posts):
+            DyingStore.calls += 1
+            if DyingStore.calls == 3:
+                raise OSError("disk full")
+            return super().upsert(posts)
+
+    site.add_channel("riverdaily", 190)
+    store = DyingStore(tmp_path / "db")
+    with pytest.raises(OSError):
+        Crawler(config(site), httpx.Client()).crawl_channel(SimpleNamespace(store=store), "riverdaily")
+    assert store.get_cursor("riverdaily")["oldest"] == site.channels["riverdaily"][-2 * PAGE].id
+    store.close()
+    b = open_backend(tmp_path / "db")
+    [report] = crawl(b, ["riverdaily"], config(site))
+    assert report.complete and set(stored(b, "riverdaily")) == expected(site, "riverdaily")
+    b.close()
+
+
+def test_cursor_is_kept_in_the_store(store):
+    assert store.get_cursor("riverdaily") is None
+    store.set_cursor("riverdaily", newest=300, oldest=120, complete=False)
+    store.set_cursor("riverdaily", newest=320, oldest=101, complete=True)
+    store.close()
+    from tgsearch.store import Store
+
+    again = Store(store.root)
+    assert again.get_cursor("riverdaily") == {"newest": 320, "oldest": 101, "complete": True}
+    assert again.get_cursor("hillnews") is None
+    again.close()

@@ -80,7 +80,7 @@ MIGRATIONS: list[str] = [
     "_lowercase_channels",
     # 4: where `tgsearch crawl` is in each channel's history (newest id seen, oldest id reached)
     """
-    CREATE TABLE crawl_cursors (
+    CREATE TABLE IF NOT EXISTS crawl_cursors (
         channel TEXT PRIMARY KEY,
         newest INTEGER,
         oldest INTEGER,
