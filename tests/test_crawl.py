@@ -279,3 +279,23 @@ def test_cursor_is_kept_in_the_store(store):
     assert again.get_cursor("riverdaily") == {"newest": 320, "oldest": 101, "complete": True}
     assert again.get_cursor("hillnews") is None
     again.close()
+
+
+def test_requests_are_spaced_by_the_delay_and_robots_crawl_delay(site, backend):
+    site.add_channel("riverdaily", 70)
+    waits = []
+    crawler = Crawler(config(site, delay=30), httpx.Client(), sleep=waits.append)
+    crawler.crawl_channel(backend, "riverdaily")
+    assert len(site.log) == 5 and len(waits) == 4 and all(0 < w <= 30 for w in waits)   # before every later request
+    site.robots = "User-agent: *\nCrawl-delay: 90\n"
+    waits.clear()
+    Crawler(config(site, delay=0), httpx.Client(), sleep=waits.append).crawl_channel(backend, "riverdaily")
+    assert len(waits) == 1 and 30 < waits[0] <= 90
+
+
+def test_a_request_that_times_out_is_retried(site, backend):
+    msgs = site.add_channel("riverdaily", 50)
+    site.slow.append(f"/s/riverdaily?before={msgs[-PAGE].id}")
+    report = Crawler(config(site, timeout=0.5), httpx.Client()).crawl_channel(backend, "riverdaily")
+    assert report.complete and set(stored(backend, "riverdaily")) == expected(site, "riverdaily")
+    assert site.page_requests().count(f"/s/riverdaily?before={msgs[-PAGE].id}") == 2

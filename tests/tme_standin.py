@@ -4,13 +4,14 @@ Serves `/s/<channel>` (the newest `PAGE` messages) and `/s/<channel>?before=<id>
 messages before that id) with markup shaped like t.me's own (message wraps with `data-post`, text,
 views, an "edited" mark, `<time datetime>`, the `tme_messages_more` link with `data-before`), from
 templates written here. Knobs: channels without a preview (302 to /<name>), unknown channels (404),
-robots.txt, one-off 429s and empty pages, and failing every page after N. Every request is logged.
+robots.txt, one-off 429s and empty pages, failing every page after N, and stalling one request. Every request is logged.
 """
 
 from __future__ import annotations
 
 import html
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -89,6 +90,8 @@ class Standin:
     retry_after: str = "0"
     empty: list[str] = field(default_factory=list)      # request targets answered with no messages once
     fail_after: int | None = None            # page requests served before every page answers 500
+    slow: list[str] = field(default_factory=list)       # request targets left unanswered (`stall` s), once
+    stall: float = 2.0
     log: list[str] = field(default_factory=list)
     base_url: str = ""
 
@@ -153,6 +156,14 @@ def serve(standin: Standin) -> tuple[ThreadingHTTPServer, threading.Thread]:
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802 - http.server's name
+            with lock:
+                stall = self.path in standin.slow
+                if stall:
+                    standin.slow.remove(self.path)
+                    standin.log.append(self.path)
+            if stall:                           # no answer until past the client's timeout
+                time.sleep(standin.stall)
+                return
             with lock:
                 status, headers, body = standin.answer(self.path)
             data = body.encode("utf-8")
