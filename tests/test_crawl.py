@@ -299,3 +299,8 @@ def test_a_request_that_times_out_is_retried(site, backend):
     report = Crawler(config(site, timeout=0.5), httpx.Client()).crawl_channel(backend, "riverdaily")
     assert report.complete and set(stored(backend, "riverdaily")) == expected(site, "riverdaily")
     assert site.page_requests().count(f"/s/riverdaily?before={msgs[-PAGE].id}") == 2
+
+
+def test_bad_base_url_is_one_line(tmp_path):
+    result = CliRunner().invoke(main, ["crawl", "riverdaily", "--db", str(tmp_path / "db"), "--base-url", "t.me"])
+    assert result.exit_code == 1 and "--base-url 't.me': expected a site such as https://t.me" in result.output

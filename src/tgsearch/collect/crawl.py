@@ -61,7 +61,6 @@ class Page:
     posts: list[Post]
     ids: list[int]                 # every message id on the page (also those that make no post)
     before: int | None             # the "more" link's data-before, None at the channel's start
-    dates: list[datetime] = field(default_factory=list)
 
 
 @dataclass
@@ -105,7 +104,7 @@ def parse_page(html: str, channel: str, origin: str) -> tuple[Page, list[str]]:
         return Page([], [], before), []
     ctx = ReadContext(origin_file=origin)
     posts = [p for p in read_html(html, ctx, origin) if p.channel == channel]
-    return Page(posts, ids, before, [p.date for p in posts if p.date is not None]), ctx.errors
+    return Page(posts, ids, before), ctx.errors
 
 
 class Crawler:
@@ -115,6 +114,8 @@ class Crawler:
                  sleep: Callable[[float], None] = time.sleep):
         self.config = config
         self.base = config.base_url.rstrip("/")
+        if not re.match(r"^https?://[^/\s]+$", self.base):
+            raise CrawlError(f"--base-url {config.base_url!r}: expected a site such as https://t.me")
         self.client = client or httpx.Client(timeout=config.timeout, follow_redirects=False)
         self.sleep = sleep
         self.requests = 0
@@ -187,7 +188,11 @@ class Crawler:
     def fetch_page(self, channel: str, before: int | None, report: ChannelReport) -> Page:
         """One page of a channel; a page without messages where some were expected is retried."""
         url = f"{self.base}/s/{channel}" + (f"?before={before}" if before is not None else "")
-        if not self.robots().can_fetch(self.config.user_agent, url):
+        try:
+            robots = self.robots()
+        except CrawlError as e:
+            raise CrawlError(f"{channel}: {e.message}") from e
+        if not robots.can_fetch(self.config.user_agent, url):
             raise CrawlError(f"{channel}: {self.base}/robots.txt disallows {url}; not crawled")
         origin = f"{self.base}/s/{channel}"
         for attempt in range(self.config.retries + 1):
