@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -215,7 +216,7 @@ def test_limit_and_since_bound_the_backfill_which_a_later_crawl_continues(site, 
 
 def test_cli_since_and_json_report(site, tmp_path):
     msgs = site.add_channel("riverdaily", 90)
-    day = msgs[-30].date.date() + __import__("datetime").timedelta(days=1)
+    day = msgs[-30].date.date() + timedelta(days=1)
     result = CliRunner().invoke(main, ["crawl", "riverdaily", "--db", str(tmp_path / "db"), "--base-url",
                                        site.base_url, "--delay", "0", "--since", day.isoformat(), "--json"])
     assert result.exit_code == 0, result.output
