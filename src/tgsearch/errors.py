@@ -98,3 +98,9 @@ class FetchFailed(TgsearchError):
         super().__init__(f"{url}: fetch failed: {reason}")
         self.url = url
         self.reason = reason
+
+
+class CrawlError(TgsearchError):
+    """A channel (or the whole crawl) could not be fetched; the message is one readable line."""
+
+    status = 502

@@ -27,7 +27,7 @@ import httpx
 from selectolax.lexbor import LexborHTMLParser
 
 from .. import __version__
-from ..errors import InputError, TgsearchError
+from ..errors import CrawlError, InputError
 from ..post import Post
 from ..sources import ReadContext, channel_name
 from ..sources.tme_preview import read_html
@@ -35,12 +35,6 @@ from ..sources.tme_preview import read_html
 USER_AGENT = f"tgsearch/{__version__} (+https://github.com/tgsearch/tgsearch; self-hosted channel search)"
 _USERNAME = re.compile(r"^(?:(?:https?://)?(?:www\.)?t(?:elegram)?\.me/(?:s/)?|@)?([A-Za-z0-9_]{3,64})/?$")
 _DATA_POST = re.compile(r"^[A-Za-z0-9_]+/(\d+)$")
-
-
-class CrawlError(TgsearchError):
-    """A channel (or the whole crawl) could not be fetched; the message is one readable line."""
-
-    status = 502
 
 
 @dataclass
