@@ -182,6 +182,15 @@ class EmbeddedBackend:
         found = self.store.get_many(list(ids))
         return [found[i] for i in ids if i in found and not found[i].deleted]
 
+    def articles_for(self, post_id: str) -> list[Post]:
+        """The live articles fetched from a post's links (`tgsearch fetch-articles`), in link order;
+        NotFoundError for an unknown post."""
+        return self.get_many(self.store.articles_for(post_id))
+
+    def citing_posts(self, article_id: str) -> list[Post]:
+        """The live posts linking to a fetched article, newest first."""
+        return self.get_many(self.store.citing_posts(article_id))
+
     def channels(self) -> list[dict]:
         """Every channel: slug, title shown, post count, first and last date."""
         return self.store.stats()["channels"]
