@@ -396,5 +396,40 @@ def crawl(channels, db, base_url, since, limit, delay, as_json, quiet):
         sys.exit(2)
 
 
+@main.command("fetch-articles")
+@db_option
+@click.option("--allow-host", "allow_hosts", multiple=True, metavar="HOST[:PORT]",
+              help="Also fetch from this host (or host:port) even if it is a private or loopback address "
+                   "(repeatable); nothing else non-global is ever fetched.")
+@click.option("--limit", default=None, type=click.IntRange(min=1), help="At most N links this run.")
+@click.option("--retry-failed", is_flag=True, help="Try links whose fetch failed before again (never refused ones).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def fetch_articles(db, allow_hosts, limit, retry_failed, as_json):
+    """Fetch the web articles stored posts link to and store them as articles (searchable, linked to
+    the posts citing them).
+
+    Takes the http(s) links not fetched yet, the most recent posts' first, skipping Telegram (t.me)
+    links. Each link's outcome (fetched, refused by policy, failed) is recorded once: refused and
+    failed links are not tried again (--retry-failed retries failures). Refusals and failures are
+    reported one line each; they are not errors of the command: the exit status is 0 unless the
+    command itself fails."""
+    from .collect.articles import fetch_articles as run
+    from .collect.safe_fetch import FetchConfig
+
+    backend = open_backend(db, create=False, read_only=False)
+    try:
+        report = run(backend, FetchConfig(allow_hosts=tuple(allow_hosts)), limit=limit, retry_failed=retry_failed)
+    finally:
+        backend.close()
+    if as_json:
+        out.print_json(json.dumps(report.to_dict(), ensure_ascii=False))
+        return
+    out.print(f"links fetched: {report.count('fetched')}  refused: {report.count('refused')}  "
+              f"failed: {report.count('failed')}  (new articles: {report.new})", highlight=False)
+    for o in report.outcomes:
+        if o.status != "fetched":
+            out.print(f"  {o.status}: {o.url}: {o.reason}", highlight=False, markup=False, soft_wrap=True)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -534,13 +534,16 @@ class Store:
         `retry_failed`, also links whose fetch failed (never refused ones)."""
         done = "status != 'failed'" if retry_failed else "1"
         cursor = self.conn.execute(
-            "SELECT j.value, MAX(COALESCE(p.date, '')) AS newest FROM posts p, json_each(p.links) j "
+            "SELECT j.value FROM posts p, json_each(p.links) j "
             "WHERE p.deleted = 0 AND p.kind != 'article' AND j.type = 'text' "
             "AND (j.value LIKE 'http://%' OR j.value LIKE 'https://%') "
             f"AND j.value NOT IN (SELECT url FROM links WHERE {done}) "
-            "GROUP BY j.value ORDER BY newest DESC, j.value")
+            "ORDER BY p.date IS NULL, p.date DESC, p.version DESC, j.key")
+        seen: set[str] = set()
         for (url,) in cursor:
-            yield url
+            if url not in seen:
+                seen.add(url)
+                yield url
 
     def record_link(self, url: str, status: str, *, reason: str = "", article_id: str | None = None) -> None:
         """Record a link's outcome: 'fetched' (with the article's id), 'refused' or 'failed'."""

@@ -425,3 +425,28 @@ def read(path: Path, ctx: ReadContext) -> Iterator[Post]:
         kind="article",
         origin_file=ctx.origin_file,
     )
+
+
+def fetched_post(page: str, url: str, *, html: bool = True) -> Post:
+    """A page fetched from `url` (HTML, or plain text with ``html=False``) as a kind="article"
+    Post, extracted as a saved article is: the id comes from the URL (the same page fetched again
+    is the same post), the channel is the URL's host name, source_url is `url`.
+    InputError when the page holds no article text."""
+    art = parse_html_article(page) if html else parse_text_article(page)
+    if not art.text.strip():
+        raise InputError(url, "no article text found", "an empty, script-only or menu-only page")
+    channel = channel_for(url)
+    links = [url, *art.links, *find_links(art.text)]
+    return Post(
+        id=content_id(channel, url),
+        channel=channel,
+        channel_title=art.publication or channel,
+        text=art.text,
+        title=art.title or derive_title(art.text),
+        date=art.date,
+        links=tuple(unique(links)),
+        source_url=url,
+        publication=art.publication,
+        author=art.author,
+        kind="article",
+    )
