@@ -18,6 +18,7 @@ from typing import Iterable, Iterator, NamedTuple
 
 from .errors import NotFoundError, StoreError
 from .post import Post, iso, parse_datetime
+from .store_collect import CollectState
 
 DB_FILE = "store.sqlite"
 
@@ -199,7 +200,7 @@ def row_to_post(row: sqlite3.Row) -> Post:
     return Post.stored(data)
 
 
-class Store:
+class Store(CollectState):
     """A data folder holding the SQLite store (and, beside it, the derived indexes)."""
 
     def __init__(self, root: str | os.PathLike | None = None, *, create: bool = True):
@@ -513,73 +514,6 @@ class Store:
             "files": files,
             "db": str(self.root),
         }
-
-
-    # -- crawl cursors -------------------------------------------------------------------------
-    def get_cursor(self, channel: str) -> dict | None:
-        """{"newest", "oldest", "complete"} for a crawled channel, None before its first crawl."""
-        row = self.conn.execute("SELECT newest, oldest, complete FROM crawl_cursors WHERE channel = ?", (channel,)).fetchone()
-        return None if row is None else {"newest": row[0], "oldest": row[1], "complete": bool(row[2])}
-
-    def set_cursor(self, channel: str, *, newest: int | None, oldest: int | None, complete: bool) -> None:
-        self.conn.execute("INSERT INTO crawl_cursors(channel, newest, oldest, complete, updated_at) VALUES(?, ?, ?, ?, ?) "
-                          "ON CONFLICT(channel) DO UPDATE SET newest=excluded.newest, oldest=excluded.oldest, "
-                          "complete=excluded.complete, updated_at=excluded.updated_at",
-                          (channel, newest, oldest, int(complete), _now()))
-
-    # -- fetched links (tgsearch fetch-articles) -------------------------------------------------
-    def pending_links(self, *, retry_failed: bool = False) -> Iterator[str]:
-        """http(s) links of live posts (not articles: their links are not followed) without a
-        recorded outcome, each once, the link of the most recent post first; with
-        `retry_failed`, also links whose fetch failed (never refused ones)."""
-        done = "status != 'failed'" if retry_failed else "1"
-        cursor = self.conn.execute(
-            "SELECT j.value FROM posts p, json_each(p.links) j "
-            "WHERE p.deleted = 0 AND p.kind != 'article' AND j.type = 'text' "
-            "AND (j.value LIKE 'http://%' OR j.value LIKE 'https://%') "
-            f"AND j.value NOT IN (SELECT url FROM links WHERE {done}) "
-            "ORDER BY p.date IS NULL, p.date DESC, p.version DESC, j.key")
-        seen: set[str] = set()
-        for (url,) in cursor:
-            if url not in seen:
-                seen.add(url)
-                yield url
-
-    def record_link(self, url: str, status: str, *, reason: str = "", article_id: str | None = None) -> None:
-        """Record a link's outcome: 'fetched' (with the article's id), 'refused' or 'failed'."""
-        if status not in ("fetched", "refused", "failed"):
-            raise ValueError(f"unknown link status {status!r}")
-        self.conn.execute("INSERT INTO links(url, status, reason, article_id, fetched_at) VALUES(?, ?, ?, ?, ?) "
-                          "ON CONFLICT(url) DO UPDATE SET status=excluded.status, reason=excluded.reason, "
-                          "article_id=excluded.article_id, fetched_at=excluded.fetched_at",
-                          (url, status, reason, article_id, _now()))
-
-    def link_outcomes(self) -> dict[str, dict]:
-        """url -> {"status", "reason", "article_id", "fetched_at"} for every recorded link."""
-        return {r[0]: {"status": r[1], "reason": r[2], "article_id": r[3], "fetched_at": r[4]}
-                for r in self.conn.execute("SELECT url, status, reason, article_id, fetched_at FROM links ORDER BY url")}
-
-    def articles_for(self, post_id: str) -> list[str]:
-        """Ids of the fetched articles a post links to, in the post's link order."""
-        row = self.conn.execute("SELECT links FROM posts WHERE id = ?", (post_id,)).fetchone()
-        if row is None:
-            raise NotFoundError(f"no post with id {post_id!r}")
-        urls = json.loads(row[0])
-        found = {}
-        for start in range(0, len(urls), 500):
-            chunk = urls[start:start + 500]
-            marks = ",".join("?" * len(chunk))
-            for url, article_id in self.conn.execute(
-                    f"SELECT url, article_id FROM links WHERE status = 'fetched' AND url IN ({marks})", chunk):
-                found[url] = article_id
-        return list(dict.fromkeys(found[u] for u in urls if u in found and found[u] != post_id))
-
-    def citing_posts(self, article_id: str) -> list[str]:
-        """Ids of the live posts linking to an article (by any URL fetched as it), newest first."""
-        return [r[0] for r in self.conn.execute(
-            "SELECT p.id FROM posts p WHERE p.deleted = 0 AND p.id != ? AND EXISTS ("
-            "SELECT 1 FROM json_each(p.links) j JOIN links l ON l.url = j.value "
-            "WHERE l.article_id = ? AND l.status = 'fetched') ORDER BY p.date DESC, p.id", (article_id, article_id))]
 
 
 def _split_sql(script: str) -> list[str]:
