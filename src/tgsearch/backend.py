@@ -193,6 +193,11 @@ class EmbeddedBackend:
         """The live posts linking to a fetched article, newest first."""
         return self.get_many(self.store.citing_posts(article_id))
 
+    def citations(self, ids: list[str]) -> dict[str, dict[str, list[str]]]:
+        """id -> {"articles": ids of the live articles the post links to, "cited_by": ids of the
+        live posts citing it (an article)} for a batch of ids, in a few queries (exports)."""
+        return self.store.citations(list(ids))
+
     def channels(self) -> list[dict]:
         """Every channel: slug, title shown, post count, first and last date."""
         return self.store.stats()["channels"]

@@ -1,25 +1,50 @@
-"""Export posts as JSON Lines or CSV with every field of the Post record."""
+"""Export posts as JSON Lines or CSV with every field of the Post record, plus the citation
+fields `articles` (ids of the fetched articles a post links to) and `cited_by` (ids of the posts
+citing an article), computed per batch of posts so the export stays streamed."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
-from typing import Iterable, Iterator, TextIO
+from itertools import islice
+from typing import Callable, Iterable, Iterator, TextIO
 
 from .post import FIELD_NAMES, Post
 
 FORMATS = ("jsonl", "csv")
+CITATION_FIELDS = ("articles", "cited_by")
+EXPORT_FIELDS = tuple(FIELD_NAMES) + CITATION_FIELDS
+BATCH = 500
+
+# ids -> {id: {"articles": [...], "cited_by": [...]}} (Backend.citations); None: no citation data
+Citations = Callable[[list[str]], dict] | None
+
+
+def _rows(posts: Iterable[Post], citations: Citations) -> Iterator[dict]:
+    """Each post's fields plus `articles` and `cited_by`, looked up once per batch of posts."""
+    posts = iter(posts)
+    while True:
+        batch = list(islice(posts, BATCH))
+        if not batch:
+            return
+        found = citations([p.id for p in batch]) if citations is not None else {}
+        for post in batch:
+            d = post.to_dict()
+            cites = found.get(post.id) or {}
+            for name in CITATION_FIELDS:
+                d[name] = list(cites.get(name) or [])
+            yield d
 
 
 def post_row(post: Post) -> dict:
     return post.to_dict()
 
 
-def write_jsonl(posts: Iterable[Post], out: TextIO) -> int:
+def write_jsonl(posts: Iterable[Post], out: TextIO, citations: Citations = None) -> int:
     n = 0
-    for post in posts:
-        out.write(json.dumps(post.to_dict(), ensure_ascii=False) + "\n")
+    for d in _rows(posts, citations):
+        out.write(json.dumps(d, ensure_ascii=False) + "\n")
         n += 1
     return n
 
@@ -32,29 +57,27 @@ def _csv_value(value) -> str:
     return str(value)
 
 
-def write_csv(posts: Iterable[Post], out: TextIO) -> int:
+def write_csv(posts: Iterable[Post], out: TextIO, citations: Citations = None) -> int:
     writer = csv.writer(out)
-    writer.writerow(FIELD_NAMES)
+    writer.writerow(EXPORT_FIELDS)
     n = 0
-    for post in posts:
-        d = post.to_dict()
-        writer.writerow([_csv_value(d.get(name)) for name in FIELD_NAMES])
+    for d in _rows(posts, citations):
+        writer.writerow([_csv_value(d.get(name)) for name in EXPORT_FIELDS])
         n += 1
     return n
 
 
-def iter_chunks(posts: Iterable[Post], fmt: str) -> Iterator[str]:
+def iter_chunks(posts: Iterable[Post], fmt: str, citations: Citations = None) -> Iterator[str]:
     """Streamed export for HTTP responses."""
     buf = io.StringIO()
     if fmt == "csv":
         writer = csv.writer(buf)
-        writer.writerow(FIELD_NAMES)
-    for post in posts:
+        writer.writerow(EXPORT_FIELDS)
+    for d in _rows(posts, citations):
         if fmt == "csv":
-            d = post.to_dict()
-            writer.writerow([_csv_value(d.get(name)) for name in FIELD_NAMES])
+            writer.writerow([_csv_value(d.get(name)) for name in EXPORT_FIELDS])
         else:
-            buf.write(json.dumps(post.to_dict(), ensure_ascii=False) + "\n")
+            buf.write(json.dumps(d, ensure_ascii=False) + "\n")
         if buf.tell() > 64 * 1024:
             yield buf.getvalue()
             buf.seek(0)

@@ -82,3 +82,44 @@ class CollectState:
             "SELECT p.id FROM posts p WHERE p.deleted = 0 AND p.id != ? AND EXISTS ("
             "SELECT 1 FROM json_each(p.links) j JOIN links l ON l.url = j.value "
             "WHERE l.article_id = ? AND l.status = 'fetched') ORDER BY p.date DESC, p.id", (article_id, article_id))]
+
+    def citations(self, ids: list[str]) -> dict[str, dict[str, list[str]]]:
+        """For each of `ids` (unknown ones included, with empty lists): {"articles": ids of the live
+        fetched articles the post links to, in link order; "cited_by": ids of the live posts
+        linking to it (when it is a fetched article), newest first}. Two queries per 500 ids (one
+        when none of them is a fetched article), for streamed exports."""
+        out: dict[str, dict[str, list[str]]] = {i: {"articles": [], "cited_by": []} for i in ids}
+        ids = list(out)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            # Articles each post links to (live ones, not the post itself), in link order.
+            for pid, article_id in self.conn.execute(
+                    "SELECT p.id, l.article_id FROM posts p, json_each(p.links) j "
+                    "JOIN links l ON l.url = j.value AND l.status = 'fetched' "
+                    "JOIN posts a ON a.id = l.article_id AND a.deleted = 0 "
+                    f"WHERE p.id IN ({marks}) AND l.article_id != p.id ORDER BY p.id, j.key", chunk):
+                if article_id not in out[pid]["articles"]:
+                    out[pid]["articles"].append(article_id)
+            # Posts citing each article: one pass over the posts' links, only if the chunk has any.
+            urls: dict[str, list[str]] = {}
+            for url, article_id in self.conn.execute(
+                    f"SELECT url, article_id FROM links WHERE status = 'fetched' AND article_id IN ({marks})", chunk):
+                urls.setdefault(url, []).append(article_id)
+            if not urls:
+                continue
+            umarks = ",".join("?" * len(urls))
+            citing: dict[str, dict[str, tuple]] = {}
+            for pid, d, url in self.conn.execute(
+                    "SELECT p.id, p.date, j.value FROM posts p, json_each(p.links) j "
+                    f"WHERE p.deleted = 0 AND p.links != '[]' AND j.type = 'text' AND j.value IN ({umarks})",
+                    list(urls)):
+                for article_id in urls[url]:
+                    if article_id != pid:
+                        citing.setdefault(article_id, {})[pid] = (d or "", pid)
+            for article_id, posts in citing.items():
+                # newest first (as citing_posts: date descending, then id); undated last
+                dated = sorted((p for p in posts.values() if p[0]), key=lambda p: p[1])
+                dated.sort(key=lambda p: p[0], reverse=True)
+                out[article_id]["cited_by"] = [p[1] for p in dated] + sorted(p[1] for p in posts.values() if not p[0])
+        return out

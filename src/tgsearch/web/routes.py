@@ -621,7 +621,18 @@ class WebUI:
             elif post.kind == "post" and re.fullmatch(r"c\d+", post.channel or ""):
                 url = f"https://t.me/c/{post.channel[1:]}/{mid}"
             stitched.append({"id": mid, "url": url})
+        # Citations (tgsearch fetch-articles), only through the Backend's methods: a backend
+        # without them shows neither list.
+        articles, cited_by = [], []
+        try:
+            if hasattr(self.backend, "articles_for"):
+                articles = self.backend.articles_for(post.id)
+            if post.kind == "article" and hasattr(self.backend, "citing_posts"):
+                cited_by = [{"post": p, "snippet": excerpt(p.text, 199)} for p in self.backend.citing_posts(post.id)]
+        except TgsearchError:
+            pass
         return self.render(request, "post.html", post=post, back=back, stitched=stitched,
+                           articles=articles, cited_by=cited_by,
                            body=body_without_title(post.text, post.title),
                            has_similar=hasattr(self.backend, "similar"), similar=similar,
                            similar_error=similar_error,
@@ -655,7 +666,7 @@ class WebUI:
             "x-export-count": str(total),
             "cache-control": "no-store",
         }
-        return StreamingResponse(iter_chunks(posts, fmt), media_type=media, headers=headers)
+        return StreamingResponse(iter_chunks(posts, fmt, getattr(self.backend, "citations", None)), media_type=media, headers=headers)
 
 
 def pagination(state: SearchState, total: int) -> list[dict]:
