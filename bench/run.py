@@ -11,6 +11,7 @@ import time
 
 MODULES = [
     "bench.ingest_speed",
+    "bench.collect_speed",
     "bench.bench_analyzer",
     "bench.xquad",
     "bench.dev_queries",
