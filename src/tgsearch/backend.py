@@ -198,6 +198,34 @@ class EmbeddedBackend:
         live posts citing it (an article)} for a batch of ids, in a few queries (exports)."""
         return self.store.citations(list(ids))
 
+    def sources(self) -> list[dict]:
+        """Each entry of the sources file (`<db>/sources.toml`, collect/sources.py) with its last
+        recorded run: {"key", "kind", "channel", "interval", "base_url", "allow_hosts", "last_run"
+        (finished, else started, ISO), "posts" (added by it), "error" ('' = none), "next_run" (ISO;
+        None = due now, never run), "cursor" (crawl sources: the store's crawl cursor or None)}."""
+        from datetime import timedelta
+
+        from .collect import sources as sources_file
+        from .post import iso, parse_datetime
+
+        runs = self.store.source_runs()
+        out = []
+        for src in sources_file.load(self.root):
+            run = runs.get(src.key)
+            last = (run["finished_at"] or run["started_at"]) if run else None
+            next_run = None
+            if run and run["started_at"]:
+                try:
+                    next_run = iso(parse_datetime(run["started_at"]) + timedelta(seconds=src.interval))
+                except (TypeError, ValueError):
+                    next_run = None
+            out.append({**src.to_dict(), "key": src.key, "channel": src.channel, "base_url": src.base_url,
+                        "allow_hosts": list(src.allow_hosts), "last_run": last,
+                        "posts": run["posts"] if run else 0, "error": run["error"] if run else "",
+                        "next_run": next_run,
+                        "cursor": self.store.get_cursor(src.channel) if src.kind == "crawl" else None})
+        return out
+
     def channels(self) -> list[dict]:
         """Every channel: slug, title shown, post count, first and last date."""
         return self.store.stats()["channels"]

@@ -8,8 +8,10 @@ import time
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from . import __version__
 from .backend import open_backend
@@ -26,7 +28,7 @@ db_option = click.option(
 
 
 def fail(message: str, code: int = 1) -> None:
-    err.print(f"[red]error:[/red] {message}", markup=True, highlight=False, soft_wrap=True)
+    err.print(f"[red]error:[/red] {escape(message)}", markup=True, highlight=False, soft_wrap=True)
     sys.exit(code)
 
 
@@ -429,6 +431,122 @@ def fetch_articles(db, allow_hosts, limit, retry_failed, as_json):
     for o in report.outcomes:
         if o.status != "fetched":
             out.print(f"  {o.status}: {o.url}: {o.reason}", highlight=False, markup=False, soft_wrap=True)
+
+
+
+# -- the sources file (<db>/sources.toml) --------------------------------------------------------
+@main.group()
+def sources() -> None:
+    """The sources file, <db>/sources.toml: channels to crawl or sync and article fetching, each
+    with an interval in seconds (`tgsearch watch`, coming next, runs them)."""
+
+
+@sources.group("add")
+def sources_add() -> None:
+    """Add a source, or update the one of the same kind and channel (given values replace it)."""
+
+
+def _added(db, source) -> None:
+    from pathlib import Path
+
+    from .collect import sources as sources_file
+
+    source, added = sources_file.add(db, source)
+    what = "added" if added else "updated"
+    err.print(f"{what} {source.key} (every {source.interval} s) in {sources_file.path_of(Path(db))}",
+              highlight=False, markup=False, soft_wrap=True)
+
+
+@sources_add.command("crawl")
+@click.argument("channel")
+@db_option
+@click.option("--interval", default=None, type=click.IntRange(min=1), help="Seconds between runs (default 900).")
+@click.option("--base-url", default="", help="Site serving the /s/<channel> previews (default https://t.me).")
+def sources_add_crawl(channel, db, interval, base_url):
+    """A public channel read through its web preview (https://t.me/s/CHANNEL)."""
+    from .collect import sources as sources_file
+
+    _added(db, sources_file.make("crawl", channel, interval=interval, base_url=base_url, where="sources add crawl"))
+
+
+@sources_add.command("sync")
+@click.argument("channel")
+@db_option
+@click.option("--interval", default=None, type=click.IntRange(min=1), help="Seconds between runs (default 300).")
+def sources_add_sync(channel, db, interval):
+    """A channel read through the Telegram API."""
+    from .collect import sources as sources_file
+
+    _added(db, sources_file.make("sync", channel, interval=interval, where="sources add sync"))
+
+
+@sources_add.command("articles")
+@db_option
+@click.option("--interval", default=None, type=click.IntRange(min=1), help="Seconds between runs (default 1800).")
+@click.option("--allow-host", "allow_hosts", multiple=True, metavar="HOST[:PORT]",
+              help="Also fetch from this private or loopback host (repeatable), as fetch-articles --allow-host.")
+def sources_add_articles(db, interval, allow_hosts):
+    """Fetch the articles stored posts link to (as `tgsearch fetch-articles`)."""
+    from .collect import sources as sources_file
+
+    _added(db, sources_file.make("articles", interval=interval, allow_hosts=allow_hosts, where="sources add articles"))
+
+
+def _source_rows(db) -> list[dict]:
+    """The backend's sources (with runs and cursors) when the data folder has a store; else the
+    file's entries alone."""
+    from pathlib import Path
+
+    from .collect import sources as sources_file
+    from .store import DB_FILE
+
+    if (Path(db) / DB_FILE).exists():
+        backend = open_backend(db, create=False)
+        try:
+            return backend.sources()
+        finally:
+            backend.close()
+    return [{**s.to_dict(), "key": s.key, "channel": s.channel, "base_url": s.base_url,
+             "allow_hosts": list(s.allow_hosts), "last_run": None, "posts": 0, "error": "",
+             "next_run": None, "cursor": None} for s in sources_file.load(db)]
+
+
+@sources.command("list")
+@db_option
+@click.option("--json", "as_json", is_flag=True, help="Print the sources (with their last runs) as JSON.")
+def sources_list(db, as_json):
+    """Every source: kind, channel, interval, last run, posts added, cursor, next run, last error."""
+    rows = _source_rows(db)
+    if as_json:
+        out.print_json(json.dumps(rows, ensure_ascii=False))
+        return
+    if not rows:
+        err.print("no sources (add one with `tgsearch sources add crawl CHANNEL`)", highlight=False, markup=False)
+        return
+    table = Table()
+    table.add_column("source", no_wrap=True)
+    for name in ("every", "last run", "posts", "cursor", "next run", "error"):
+        table.add_column(name, overflow="fold")
+    for r in rows:
+        c = r.get("cursor")
+        cursor = f"{c['newest']}..{c['oldest']}{' complete' if c['complete'] else ''}" if c else ""
+        extra = r["base_url"] or ", ".join(r["allow_hosts"])
+        cells = (r["key"] + (f"\n{extra}" if extra else ""), f"{r['interval']} s", r["last_run"] or "never",
+                 str(r["posts"]), cursor, r["next_run"] or "due", r["error"])
+        table.add_row(*(Text(c) for c in cells))  # Text: no rich markup read from the file or errors
+    out.print(table)
+
+
+@sources.command("remove")
+@click.argument("kind", type=click.Choice(["crawl", "sync", "articles"]))
+@click.argument("channel", required=False, default="")
+@db_option
+def sources_remove(kind, channel, db):
+    """Remove the source of KIND (crawl and sync: and CHANNEL)."""
+    from .collect import sources as sources_file
+
+    removed = sources_file.remove(db, kind, channel)
+    err.print(f"removed {removed.key}", highlight=False, markup=False)
 
 
 if __name__ == "__main__":  # pragma: no cover

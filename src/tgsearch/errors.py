@@ -104,3 +104,9 @@ class CrawlError(TgsearchError):
     """A channel (or the whole crawl) could not be fetched; the message is one readable line."""
 
     status = 502
+
+
+class SourcesFileError(TgsearchError):
+    """The sources file (<db>/sources.toml) or one of its entries cannot be used."""
+
+    status = 422

@@ -100,6 +100,16 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX IF NOT EXISTS links_article ON links(article_id);
     """,
+    # 6: the last run of each entry of the sources file (collect/sources.py), for the Sources page
+    """
+    CREATE TABLE IF NOT EXISTS source_runs (
+        key TEXT PRIMARY KEY,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        posts INTEGER NOT NULL DEFAULT 0,
+        error TEXT NOT NULL DEFAULT ''
+    );
+    """,
 ]
 
 

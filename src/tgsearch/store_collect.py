@@ -1,6 +1,6 @@
 """What the collectors keep in the store besides posts: crawl cursors (`tgsearch crawl`) and the
 outcome of every fetched link (`tgsearch fetch-articles`). A mixin of `Store` (its tables are in
-store.MIGRATIONS 4 and 5); every method uses `self.conn`."""
+store.MIGRATIONS 4, 5 and 6); every method uses `self.conn`."""
 
 from __future__ import annotations
 
@@ -123,3 +123,16 @@ class CollectState:
                 dated.sort(key=lambda p: p[0], reverse=True)
                 out[article_id]["cited_by"] = [p[1] for p in dated] + sorted(p[1] for p in posts.values() if not p[0])
         return out
+
+    # -- runs of the sources file's entries (tgsearch watch) ------------------------------------
+    def record_source_run(self, key: str, started_at: str, finished_at: str | None, posts: int, error: str = "") -> None:
+        """Record the last run of a source (its `Source.key`): ISO times, posts added, error ('' = none)."""
+        self.conn.execute("INSERT INTO source_runs(key, started_at, finished_at, posts, error) VALUES(?, ?, ?, ?, ?) "
+                          "ON CONFLICT(key) DO UPDATE SET started_at=excluded.started_at, "
+                          "finished_at=excluded.finished_at, posts=excluded.posts, error=excluded.error",
+                          (key, started_at, finished_at, int(posts), error or ""))
+
+    def source_runs(self) -> dict[str, dict]:
+        """key -> {"started_at", "finished_at", "posts", "error"} of each source's last recorded run."""
+        return {r[0]: {"started_at": r[1], "finished_at": r[2], "posts": r[3], "error": r[4]}
+                for r in self.conn.execute("SELECT key, started_at, finished_at, posts, error FROM source_runs ORDER BY key")}

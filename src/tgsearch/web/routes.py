@@ -5,6 +5,7 @@
 - ``GET /``             search page (the whole state lives in the URL; works with JavaScript off)
 - ``GET /posts/{id}``   one post with every field (and similar posts when the backend offers them)
 - ``GET /channels``     every channel with counts and first/last dates
+- ``GET /sources``      the sources file's entries and their last runs (``GET /api/sources``: JSON)
 - ``GET /help``         the query-language help
 - ``GET /login``, ``POST /login``, ``POST /logout``  the token flow (see `auth`)
 - ``GET /api/export``   the whole result set of a search as CSV or JSONL, streamed
@@ -706,6 +707,27 @@ def mount(app: FastAPI, backend, token: str | None = None) -> WebUI:
     @app.get("/channels", response_class=HTMLResponse, include_in_schema=False)
     def channels_page(request: Request):
         return ui.channels_page(request)
+
+    def source_rows() -> list[dict]:
+        get = getattr(backend, "sources", None)
+        return list(get()) if get is not None else []
+
+    @app.get("/api/sources")
+    def api_sources():
+        """The sources file's entries, each with its last run, posts added, crawl cursor, next run
+        and last error (an empty list for a backend without sources)."""
+        try:
+            return JSONResponse(source_rows())
+        except TgsearchError as e:
+            return JSONResponse({"error": "sources", "message": e.message}, status_code=getattr(e, "status", 500))
+
+    @app.get("/sources", response_class=HTMLResponse, include_in_schema=False)
+    def sources_page(request: Request):
+        try:
+            rows = source_rows()
+        except TgsearchError as e:
+            return ui.render(request, "sources.html", status=getattr(e, "status", 500), rows=[], error=e.message)
+        return ui.render(request, "sources.html", rows=rows, error="")
 
     @app.get("/help", response_class=HTMLResponse, include_in_schema=False)
     def help_page(request: Request):
