@@ -90,6 +90,7 @@ def test_adding_a_duplicate_updates_it(tmp_path):
     ('[[source]]\nkind = "crawl"\nchannel = "abcd"\nallow_hosts = ["x"]\n', "unknown field 'allow_hosts' for a crawl source"),
     ('[[source]]\nkind = "articles"\nallow_hosts = "x"\n', "allow_hosts must be a list"),
     ('source = 3\n', "'source' must be [[source]] tables"),
+    ('[[source]]\nkind = "sync"\nchannel = 5\n', "channel must be a name in quotes"),
 ])
 def test_a_malformed_file_is_one_readable_line(tmp_path, content, expected):
     db = tmp_path / "data"

@@ -81,7 +81,9 @@ def make(kind: str, channel: str = "", *, interval: int | None = None, base_url:
             raise SourcesFileError(f"{where}: an articles source has no channel (remove it)")
         name = ""
     else:
-        name = channel_name(channel) if isinstance(channel, str) else ""
+        if not isinstance(channel, str):
+            raise SourcesFileError(f"{where}: channel must be a name in quotes (e.g. channel = \"riverdaily\"), not {channel!r}")
+        name = channel_name(channel)
         if not name:
             raise SourcesFileError(f"{where}: a {kind} source needs a channel (e.g. channel = \"riverdaily\")")
     if interval is None:
