@@ -17,8 +17,18 @@ from tgsearch.errors import SourcesFileError, TgsearchError
 
 
 def run(*args):
-    # A wide console, so rich tables do not fold cells (rich reads COLUMNS when it prints).
-    return CliRunner(env={"COLUMNS": "250"}).invoke(main, list(args), catch_exceptions=False)
+    # A wide console, so rich tables do not fold cells (the CLI's console may have been created
+    # with another width, e.g. under pytest-xdist).
+    from rich.console import Console
+
+    from tgsearch import cli
+
+    saved = cli.out
+    cli.out = Console(width=250)
+    try:
+        return CliRunner(env={"COLUMNS": "250"}).invoke(main, list(args), catch_exceptions=False)
+    finally:
+        cli.out = saved
 
 
 def listed(db) -> list[dict]:
