@@ -27,6 +27,20 @@ db_option = click.option(
 )
 
 
+def search_options(command):
+    """--mode, --sort, --channel, --since, --until: the search options `search` and `export` share."""
+    for option in reversed((
+        click.option("--mode", type=click.Choice(["hybrid", "lexical", "semantic"]), default="hybrid", show_default=True),
+        click.option("--sort", type=click.Choice(["relevance", "date", "date_asc"]), default="relevance",
+                     show_default=True),
+        click.option("--channel", "channels", multiple=True, help="Channel slug or title (repeatable)."),
+        click.option("--since", default=None, help="From this day, YYYY-MM-DD."),
+        click.option("--until", default=None, help="Up to this day, YYYY-MM-DD."),
+    )):
+        command = option(command)
+    return command
+
+
 def fail(message: str, code: int = 1) -> None:
     err.print(f"[red]error:[/red] {escape(message)}", markup=True, highlight=False, soft_wrap=True)
     sys.exit(code)
@@ -98,11 +112,7 @@ def ingest(paths, db, fmt, encoding, channel, as_json, quiet):
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="jsonl", show_default=True)
 @click.option("--output", "-o", type=click.Path(), default="-", help="File to write (default: stdout).")
 @click.option("--q", "query", default=None, help="Export the results of this search (every one), in its order.")
-@click.option("--mode", type=click.Choice(["hybrid", "lexical", "semantic"]), default="hybrid", show_default=True)
-@click.option("--sort", type=click.Choice(["relevance", "date", "date_asc"]), default="relevance", show_default=True)
-@click.option("--channel", "channels", multiple=True, help="Channel slug or title (repeatable).")
-@click.option("--since", default=None, help="From this day, YYYY-MM-DD.")
-@click.option("--until", default=None, help="Up to this day, YYYY-MM-DD.")
+@search_options
 @click.option("--include-deleted", is_flag=True, help="Also posts deleted at the source (field deleted=true).")
 def export(db, fmt, output, query, mode, sort, channels, since, until, include_deleted):
     """Write every post (or every result of a search) with all its fields as JSON Lines or CSV."""
@@ -199,11 +209,7 @@ def _day_option(value, name, end=False):
 @click.option("--limit", default=10, show_default=True, type=int)
 @click.option("--offset", default=0, type=int)
 @click.option("--json", "as_json", is_flag=True, help="Print the whole result as JSON.")
-@click.option("--sort", type=click.Choice(["relevance", "date", "date_asc"]), default="relevance", show_default=True)
-@click.option("--mode", type=click.Choice(["hybrid", "lexical", "semantic"]), default="hybrid", show_default=True)
-@click.option("--channel", "channels", multiple=True, help="Channel slug or title (repeatable).")
-@click.option("--since", default=None, help="From this day, YYYY-MM-DD.")
-@click.option("--until", default=None, help="Up to this day, YYYY-MM-DD.")
+@search_options
 @click.option("--kind", type=click.Choice(["post", "article"]), default=None)
 def search(query, db, limit, offset, as_json, sort, mode, channels, since, until, kind):
     """Search posts (see docs/query-language.md): words, "phrases", -exclude, OR, channel:, since:, ..."""

@@ -78,26 +78,29 @@ class AuthError(TgsearchError):
     status = 401
 
 
-class FetchRefused(TgsearchError):
+class FetchError(TgsearchError):
+    """A link the fetcher did not bring back: the URL and why, in one line."""
+
+    verb = "could not fetch"
+
+    def __init__(self, url: str, reason: str):
+        super().__init__(f"{url}: {self.verb}: {reason}")
+        self.url = url
+        self.reason = reason
+
+
+class FetchRefused(FetchError):
     """A URL the link fetcher will not fetch (policy: scheme, address, redirects, type)."""
 
     status = 403
-
-    def __init__(self, url: str, reason: str):
-        super().__init__(f"{url}: refused to fetch: {reason}")
-        self.url = url
-        self.reason = reason
+    verb = "refused to fetch"
 
 
-class FetchFailed(TgsearchError):
+class FetchFailed(FetchError):
     """A fetch that was allowed but failed (network, HTTP status, size, deadline)."""
 
     status = 502
-
-    def __init__(self, url: str, reason: str):
-        super().__init__(f"{url}: fetch failed: {reason}")
-        self.url = url
-        self.reason = reason
+    verb = "fetch failed"
 
 
 class CrawlError(TgsearchError):
