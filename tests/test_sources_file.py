@@ -21,14 +21,14 @@ def run(*args):
     # with another width, e.g. under pytest-xdist).
     from rich.console import Console
 
-    from tgsearch import cli
+    from tgsearch import cli, cli_collect
 
-    saved = cli.out
-    cli.out = Console(width=250)
+    saved = cli.out, cli_collect.out
+    cli.out = cli_collect.out = Console(width=250)
     try:
         return CliRunner(env={"COLUMNS": "250"}).invoke(main, list(args), catch_exceptions=False)
     finally:
-        cli.out = saved
+        cli.out, cli_collect.out = saved
 
 
 def listed(db) -> list[dict]:
