@@ -284,7 +284,9 @@ def check_bind(host: str, token: str | None) -> None:
                    "Env: TGSEARCH_QUEUE.")
 @click.option("--queue-wait", type=click.FloatRange(min=0), envvar="TGSEARCH_QUEUE_WAIT", default=5.0,
               show_default=True, help="Seconds a search may wait for a slot before a 503. Env: TGSEARCH_QUEUE_WAIT.")
-def serve(db, host, port, token, allow_hosts, concurrency, queue, queue_wait):
+@click.option("--watch", "watch_sources", is_flag=True,
+              help="Also keep the sources file's channels current in this process (as `tgsearch watch`).")
+def serve(db, host, port, token, allow_hosts, concurrency, queue, queue_wait, watch_sources):
     """Run the web UI and HTTP API (docs at /api/docs)."""
     check_bind(host, token)
     import uvicorn
@@ -301,12 +303,23 @@ def serve(db, host, port, token, allow_hosts, concurrency, queue, queue_wait):
     running = default_concurrency() if concurrency is None else concurrency
     limits = LimitConfig(concurrency=running, queue=4 * running if queue is None else queue, queue_wait=queue_wait)
     backend = open_backend(db, worker=True)   # one background thread catches the indexes up
+    watcher = None
     try:
+        if watch_sources:
+            from .cli_collect import _print_run
+            from .collect.watch import Watcher
+
+            watcher = Watcher(backend, on_run=_print_run,
+                              on_problem=lambda line: err.print(f"warning: {line}", highlight=False, markup=False,
+                                                                soft_wrap=True)).start()
         backend.warm_up()  # open the index, load the query embedder, before taking requests
-        err.print(f"tgsearch: http://{host}:{port}/  (API docs: /api/docs; store: {backend.root})", highlight=False)
+        err.print(f"tgsearch: http://{host}:{port}/  (API docs: /api/docs; store: {backend.root})"
+                  + ("; watching the sources file" if watcher else ""), highlight=False)
         app = create_app(backend, token=token, allowed_hosts=allow_hosts, limits=limits)
         uvicorn.run(app, host=host, port=port, log_level="warning")
     finally:
+        if watcher is not None:
+            watcher.stop()   # a crawl stops before its next request
         backend.close()   # stops and joins the worker
 
 

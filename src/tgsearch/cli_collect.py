@@ -209,3 +209,56 @@ def sources_remove(kind, channel, db):
 
     removed = sources_file.remove(db, kind, channel)
     err.print(f"removed {removed.key}", highlight=False, markup=False)
+
+
+# -- keep sources current -------------------------------------------------------------------------
+def _print_run(report) -> None:
+    from rich.markup import escape
+
+    if report.error:
+        err.print(f"[red]error:[/red] {escape(report.key)}: {escape(report.error)}", markup=True, highlight=False,
+                  soft_wrap=True)
+    err.print(f"{report.finished_at} {report.key}: {report.posts} posts added or changed in {report.seconds:.1f} s",
+              highlight=False, markup=False, soft_wrap=True)
+
+
+@main.command()
+@db_option
+@click.option("--once", is_flag=True, help="Run the sources that are due once, then exit (e.g. from cron).")
+@click.option("--tick", default=5.0, show_default=True, type=click.FloatRange(min=0.05),
+              help="Seconds between looks at the schedule and the sources file.")
+@click.option("--delay", default=1.0, show_default=True, type=click.FloatRange(min=0),
+              help="Seconds between two requests of a crawl.")
+def watch(db, once, tick, delay):
+    """Keep the data folder current: run the sources file's entries (tgsearch sources add ...) on
+    their intervals, until stopped (Ctrl-C or SIGTERM; a crawl stops before its next request).
+
+    Searchable as collected: the indexes catch up in this process's background worker. A source
+    whose run was cut short runs again at the next start and continues from its cursor."""
+    import signal
+
+    from .collect.watch import Watcher, WatchSettings
+
+    backend = open_backend(db, worker=True)
+    watcher = Watcher(backend, WatchSettings(tick=tick, crawl_delay=delay), on_run=_print_run,
+                      on_problem=lambda line: err.print(f"warning: {line}", highlight=False, markup=False,
+                                                        soft_wrap=True))
+
+    def stop(signum, frame):
+        if watcher.stop_event.is_set():
+            raise KeyboardInterrupt   # a second signal: stop now
+        err.print("stopping after the request in flight (again to stop now)", highlight=False, markup=False)
+        watcher.stop_event.set()
+
+    old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        if not watcher.sources() and not once:
+            err.print(f"no sources in {backend.root}/sources.toml yet (tgsearch sources add crawl CHANNEL); "
+                      "watching the file", highlight=False, markup=False, soft_wrap=True)
+        watcher.run(once=once)
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+        backend.close()   # the worker finishes its round: what was stored gets indexed at the next start otherwise
+    if once and any(r.error for r in watcher.runs):
+        sys.exit(2)

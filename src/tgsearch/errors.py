@@ -109,6 +109,16 @@ class CrawlError(TgsearchError):
     status = 502
 
 
+class CrawlStopped(CrawlError):
+    """A crawl stopped on request (watch shutting down) before its next request."""
+
+
+class WatchError(TgsearchError):
+    """`tgsearch watch` cannot run (another watch holds the data folder)."""
+
+    status = 409
+
+
 class SourcesFileError(TgsearchError):
     """The sources file (<db>/sources.toml) or one of its entries cannot be used."""
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import random
 import re
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,7 +28,7 @@ import httpx
 from selectolax.lexbor import LexborHTMLParser
 
 from .. import __version__
-from ..errors import CrawlError, InputError
+from ..errors import CrawlError, CrawlStopped, InputError
 from ..post import Post
 from ..sources import ReadContext, channel_name
 from ..sources.tme_preview import read_html
@@ -105,13 +106,15 @@ class Crawler:
     """Fetches t.me/s pages politely through one httpx.Client (tests pass their own)."""
 
     def __init__(self, config: CrawlConfig, client: httpx.Client | None = None,
-                 sleep: Callable[[float], None] = time.sleep):
+                 sleep: Callable[[float], None] | None = None, stop: threading.Event | None = None):
         self.config = config
+        self.stop = stop
         self.base = config.base_url.rstrip("/")
         if not re.match(r"^https?://[^/\s]+$", self.base):
             raise CrawlError(f"--base-url {config.base_url!r}: expected a site such as https://t.me")
         self.client = client or httpx.Client(timeout=config.timeout, follow_redirects=False)
-        self.sleep = sleep
+        # waits end early when `stop` is set (watch shutting down); the next request then stops
+        self.sleep = sleep or (stop.wait if stop is not None else time.sleep)
         self.requests = 0
         self._last: float | None = None
         self._robots: RobotFileParser | None = None
@@ -133,6 +136,8 @@ class Crawler:
         attempt = 0
         while True:
             self._pause()
+            if self.stop is not None and self.stop.is_set():
+                raise CrawlStopped(f"{what}: stopped before {url} (the next crawl continues from the cursor)")
             self.requests += 1
             try:
                 response = self.client.get(url, headers={"User-Agent": self.config.user_agent},
@@ -309,9 +314,14 @@ def _retry_after(value: str | None) -> float | None:
 
 def crawl(backend, channels: list[str], config: CrawlConfig, *, client: httpx.Client | None = None,
           on_page: Callable[[ChannelReport], None] | None = None,
-          on_channel: Callable[[ChannelReport], None] | None = None) -> list[ChannelReport]:
-    """Crawl every channel (one failing costs only itself), then bring the indexes up to date."""
-    crawler = Crawler(config, client)
+          on_channel: Callable[[ChannelReport], None] | None = None,
+          stop: threading.Event | None = None) -> list[ChannelReport]:
+    """Crawl every channel (one failing costs only itself), then bring the indexes up to date.
+
+    When `stop` is set (watch shutting down), the request about to be made is not: that channel's
+    report says so and the channels after it are not crawled; what was stored stays, and the
+    cursor lets the next crawl continue."""
+    crawler = Crawler(config, client, stop=stop)
     reports = []
     try:
         for value in channels:
@@ -323,6 +333,12 @@ def crawl(backend, channels: list[str], config: CrawlConfig, *, client: httpx.Cl
                 report = ChannelReport(channel)
                 try:
                     crawler.crawl_channel(backend, channel, on_page, report)
+                except CrawlStopped as e:
+                    report.error = e.message
+                    reports.append(report)
+                    if on_channel:
+                        on_channel(report)
+                    break
                 except CrawlError as e:
                     report.error = e.message
                     cursor = backend.store.get_cursor(channel)
