@@ -374,4 +374,7 @@ def check(db, as_json):
 from . import cli_collect  # noqa: E402,F401
 
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    # `python -m tgsearch.cli`: run the package module's group, the one cli_collect registered on
+    from tgsearch.cli import main as _main
+
+    _main()
