@@ -48,6 +48,8 @@ class CrawlConfig:
     retries: int = 4                   # extra attempts on 429 / 5xx / timeouts / empty pages
     backoff: float = 2.0               # first backoff in seconds (doubled per attempt, plus jitter)
     max_wait: float = 120.0            # cap on any single wait (Retry-After included)
+    recheck_pages: int = 1             # incremental crawl whose news fit the head page: re-read this
+                                       # many older pages for edits and view counts
     user_agent: str = USER_AGENT
 
 
@@ -259,9 +261,10 @@ class Crawler:
                 on_page(report)
 
         # 1. the head page, then back to the newest id already seen (a first crawl: just the head)
-        before, head = None, None
+        before, head, head_pages = None, None, 0
         while True:
             page = self.fetch_page(channel, before, report)
+            head_pages += 1
             posts, whole, low = store_page(page)
             head = max(page.ids) if head is None else head
             if newest is None:                      # first crawl: the head page starts the backfill
@@ -279,6 +282,8 @@ class Crawler:
                 newest = max(newest, head)
                 store.set_cursor(channel, newest=newest, oldest=oldest, complete=complete)
                 moved()
+                if head_pages == 1 and whole:
+                    self._recheck(channel, page.before, report, store_page, moved)
                 break
             moved()
             if not whole or page.before is None or budget == 0:
@@ -296,6 +301,21 @@ class Crawler:
             store.set_cursor(channel, newest=newest, oldest=oldest, complete=complete)
             moved()
         return report
+
+
+    def _recheck(self, channel: str, before: int | None, report: ChannelReport, store_page, moved) -> None:
+        """Re-read `recheck_pages` pages below the head (already stored): edits and new view counts
+        of the recent past. Only when the new messages fitted the head page, so a crawl with
+        nothing or little new stays within robots.txt + head + this page."""
+        for _ in range(self.config.recheck_pages):
+            if before is None:
+                return
+            page = self.fetch_page(channel, before, report)
+            _, whole, _ = store_page(page)
+            moved()
+            if not whole:
+                return
+            before = page.before
 
 
 def _mid(post: Post) -> int:
