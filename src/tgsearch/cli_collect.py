@@ -21,9 +21,11 @@ from .cli import _day_option, db_option, err, main, out
 @click.option("--since", default=None, help="Page back no further than this day, YYYY-MM-DD.")
 @click.option("--limit", default=None, type=click.IntRange(min=1), help="At most N posts per channel this run.")
 @click.option("--delay", default=1.0, show_default=True, type=click.FloatRange(min=0), help="Seconds between requests.")
+@click.option("--recheck", default=1, show_default=True, type=click.IntRange(min=0),
+              help="Pages under the head read again for edits and view counts (when the new posts fit the head page).")
 @click.option("--json", "as_json", is_flag=True, help="Print the per-channel report as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def crawl(channels, db, base_url, since, limit, delay, as_json, quiet):
+def crawl(channels, db, base_url, since, limit, delay, recheck, as_json, quiet):
     """Fetch public channels' web previews (t.me/s/CHANNEL) into the store; again: only what is new."""
     from .collect import CrawlConfig, crawl as run_crawl
 
@@ -31,7 +33,7 @@ def crawl(channels, db, base_url, since, limit, delay, as_json, quiet):
 
     day = _day_option(since, "since")
     since_at = datetime(day.year, day.month, day.day, tzinfo=timezone.utc) if day else None
-    config = CrawlConfig(base_url=base_url, since=since_at, limit=limit, delay=delay)
+    config = CrawlConfig(base_url=base_url, since=since_at, limit=limit, delay=delay, recheck_pages=recheck)
     backend = open_backend(db)
     show_progress = not quiet and not as_json and err.is_terminal
     progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[counts]}"),
