@@ -12,6 +12,7 @@ import time
 MODULES = [
     "bench.ingest_speed",
     "bench.collect_speed",
+    "bench.watch_load",
     "bench.bench_analyzer",
     "bench.xquad",
     "bench.dev_queries",

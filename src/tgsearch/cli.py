@@ -286,7 +286,9 @@ def check_bind(host: str, token: str | None) -> None:
               show_default=True, help="Seconds a search may wait for a slot before a 503. Env: TGSEARCH_QUEUE_WAIT.")
 @click.option("--watch", "watch_sources", is_flag=True,
               help="Also keep the sources file's channels current in this process (as `tgsearch watch`).")
-def serve(db, host, port, token, allow_hosts, concurrency, queue, queue_wait, watch_sources):
+@click.option("--crawl-delay", default=1.0, show_default=True, type=click.FloatRange(min=0),
+              help="With --watch: seconds between two requests of a crawl.")
+def serve(db, host, port, token, allow_hosts, concurrency, queue, queue_wait, watch_sources, crawl_delay):
     """Run the web UI and HTTP API (docs at /api/docs)."""
     check_bind(host, token)
     import uvicorn
@@ -307,9 +309,9 @@ def serve(db, host, port, token, allow_hosts, concurrency, queue, queue_wait, wa
     try:
         if watch_sources:
             from .cli_collect import _print_run
-            from .collect.watch import Watcher
+            from .collect.watch import Watcher, WatchSettings
 
-            watcher = Watcher(backend, on_run=_print_run,
+            watcher = Watcher(backend, WatchSettings(crawl_delay=crawl_delay), on_run=_print_run,
                               on_problem=lambda line: err.print(f"warning: {line}", highlight=False, markup=False,
                                                                 soft_wrap=True)).start()
         backend.warm_up()  # open the index, load the query embedder, before taking requests
