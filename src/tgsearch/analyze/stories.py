@@ -1,0 +1,289 @@
+"""Stories: posts that report the same narrow event, grouped as they arrive.
+
+`StoryClusterer` holds, in memory, what deciding needs: every post's copy fingerprint
+(analyze/copies.py), a short TF-IDF vector over lemmas (its `TOP_TERMS` heaviest, document
+frequencies counted over every post seen), its named-entity keys and numbers, date and channel.
+A new post is placed in one step (`place`):
+
+1. a copy (near-verbatim repeat) of a post joins that post's story, and `copy_of` names the
+   earliest-dated post of the copy group (its first poster);
+2. otherwise the candidates are the posts sharing one of its heaviest lemmas within `WINDOW`
+   of its date; each is scored by `Scorer` (a logistic combination of TF-IDF cosine, entity
+   and number overlap, time distance and same-channel; `story_signals` measures each in bench/);
+   the post joins the best candidate's story when the probability passes `threshold` and it
+   also agrees with the story as a whole (mean probability over a few of its members), else it
+   starts a story.
+
+No full recompute per post: a post's decision reads only its candidates. `forget(post_id)` takes
+an edited or deleted post out before it is placed again. The outcome (story and copy_of per post)
+is written to the analysis database by index/stories.py, which also rebuilds this state when a
+process starts.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..search.stopwords import STOP_LEMMAS
+from .copies import CopyIndex, Fingerprint, fingerprint
+
+TOP_TERMS = 40             # lemmas kept per post (by TF-IDF weight)
+QUERY_TERMS = 10           # of which the heaviest find candidates
+MAX_POSTING_SCAN = 4000    # newest entries of one lemma's posting list looked at
+MAX_CANDIDATES = 12
+WINDOW = 4 * 86400.0       # seconds: candidates within this of the post's date
+_NUMBER = re.compile(r"(?<![\w.,])\d+(?:[.,]\d+)?(?![\w])")
+_WORDY = re.compile(r"\w", re.UNICODE)
+
+
+@dataclass
+class Features:
+    """What placing a post looks at."""
+    id: str
+    channel: str
+    date: float | None                    # POSIX seconds
+    fp: Fingerprint
+    terms: np.ndarray                     # int32 vocabulary ids, heaviest first
+    weights: np.ndarray                   # float32, L2-normalised TF-IDF
+    entities: frozenset = frozenset()     # "person:токаев", "place:астана", ...
+    numbers: frozenset = frozenset()
+    forwarded_from: str = ""
+
+
+@dataclass
+class Decision:
+    story: int
+    copy_of: str | None = None            # the first poster of the copy group (None: an original)
+    score: float = 1.0                    # the probability that placed it (1.0: a copy or a new story)
+    matched: str | None = None            # the post it was matched with
+    changed: list[str] = field(default_factory=list)   # other posts whose copy_of changed
+
+
+def numbers_of(text: str) -> frozenset:
+    """Numbers a text states (dates, counts, sums), as written without separators."""
+    return frozenset(n.replace(",", ".") for n in _NUMBER.findall(text) if len(n) >= 2 or n not in "0123456789")
+
+
+@dataclass
+class Scorer:
+    """P(same story) from pair signals: a logistic model. The weights come from
+    bench/story_pairs.py (fitted on labelled same/different pairs); the defaults here are a
+    conservative hand setting used until then."""
+    bias: float = -4.2
+    w_cosine: float = 9.0
+    w_entities: float = 2.0
+    w_entity_miss: float = -1.0           # both name people/places and share none
+    w_numbers: float = 1.0
+    w_number_miss: float = -0.6           # both state numbers and share none
+    w_days: float = -0.5                  # per day apart
+    w_same_channel: float = -1.0
+    threshold: float = 0.5
+
+    def features(self, a: Features, b: Features, cosine: float) -> dict[str, float]:
+        ent = _jaccard(a.entities, b.entities)
+        num = _jaccard(a.numbers, b.numbers)
+        days = abs(a.date - b.date) / 86400.0 if a.date is not None and b.date is not None else 1.0
+        return {"cosine": cosine, "entities": ent,
+                "entity_miss": float(bool(a.entities) and bool(b.entities) and ent == 0.0),
+                "numbers": num, "number_miss": float(bool(a.numbers) and bool(b.numbers) and num == 0.0),
+                "days": min(days, 7.0), "same_channel": float(a.channel == b.channel)}
+
+    def probability(self, a: Features, b: Features, cosine: float) -> float:
+        f = self.features(a, b, cosine)
+        z = (self.bias + self.w_cosine * f["cosine"] + self.w_entities * f["entities"]
+             + self.w_entity_miss * f["entity_miss"] + self.w_numbers * f["numbers"]
+             + self.w_number_miss * f["number_miss"] + self.w_days * f["days"]
+             + self.w_same_channel * f["same_channel"])
+        return 1.0 / (1.0 + math.exp(-z))
+
+
+def _jaccard(a: frozenset, b: frozenset) -> float:
+    if not a or not b:
+        return 0.0
+    return len(a & b) / len(a | b)
+
+
+@dataclass
+class _Story:
+    members: list[str] = field(default_factory=list)
+
+
+class StoryClusterer:
+    def __init__(self, analyzer, scorer: Scorer | None = None, *, entities=None):
+        self.analyzer = analyzer
+        self.scorer = scorer or Scorer()
+        self.entities = entities              # callable text -> iterable of (type, name) keys, or None
+        self.copies = CopyIndex()
+        self.vocab: dict[str, int] = {}
+        self.df: dict[int, int] = defaultdict(int)
+        self.n_docs = 0
+        self.postings: dict[int, list[str]] = defaultdict(list)
+        self.posts: dict[str, Features] = {}
+        self.story_of: dict[str, int] = {}
+        self.copy_of: dict[str, str | None] = {}
+        self.groups: dict[str, set[str]] = {}     # first poster -> the copies of it
+        self.stories: dict[int, _Story] = {}
+        self.next_story = 1
+
+    # -- features -----------------------------------------------------------------------------
+    def features(self, post, entity_keys=None) -> Features:
+        """A post's features; its lemmas also count towards the document frequencies."""
+        text = post.text if not post.title or post.text.startswith(post.title) else f"{post.title}\n{post.text}"
+        counts: dict[int, int] = defaultdict(int)
+        for lemma in self.analyzer.index_terms(text):
+            if lemma in STOP_LEMMAS or len(lemma) < 2 or not _WORDY.search(lemma):
+                continue
+            tid = self.vocab.get(lemma)
+            if tid is None:
+                tid = self.vocab[lemma] = len(self.vocab)
+            counts[tid] += 1
+        self.n_docs += 1
+        for tid in counts:
+            self.df[tid] += 1
+        n = self.n_docs
+        weighted = sorted(((1 + math.log(c)) * (math.log((n + 1) / (self.df[tid] + 1)) + 1), tid)
+                          for tid, c in counts.items())[::-1][:TOP_TERMS]
+        weights = np.array([w for w, _ in weighted], dtype=np.float32)
+        norm = float(np.linalg.norm(weights)) or 1.0
+        if entity_keys is None and self.entities is not None:
+            entity_keys = self.entities(text)
+        date = post.date.timestamp() if post.date is not None else None
+        return Features(post.id, post.channel, date, fingerprint(self.analyzer, text),
+                        np.array([t for _, t in weighted], dtype=np.int32), weights / norm,
+                        frozenset(entity_keys or ()), numbers_of(text), post.forwarded_from or "")
+
+    @staticmethod
+    def cosine(a: Features, b: Features) -> float:
+        common, ia, ib = np.intersect1d(a.terms, b.terms, assume_unique=True, return_indices=True)
+        if not len(common):
+            return 0.0
+        return float(np.dot(a.weights[ia], b.weights[ib]))
+
+    # -- placing --------------------------------------------------------------------------------
+    def _earliest(self, ids) -> str:
+        def key(pid):
+            f = self.posts.get(pid)
+            return (f.date is None, f.date or 0.0, pid) if f else (True, 0.0, pid)
+        return min(ids, key=key)
+
+    def candidates(self, f: Features) -> list[tuple[str, float]]:
+        """(post id, TF-IDF cosine) of the posts near in time sharing a heavy lemma, best first."""
+        seen: set[str] = set()
+        scored = []
+        for tid in f.terms[:QUERY_TERMS]:
+            posting = self.postings.get(int(tid), ())
+            for pid in posting[-MAX_POSTING_SCAN:]:
+                if pid in seen or pid == f.id:
+                    continue
+                seen.add(pid)
+                g = self.posts.get(pid)
+                if g is None or f.date is None or g.date is None or abs(f.date - g.date) > WINDOW:
+                    continue
+                c = self.cosine(f, g)
+                if c >= 0.12:
+                    scored.append((pid, c))
+        scored.sort(key=lambda x: (-x[1], x[0]))
+        return scored[:MAX_CANDIDATES]
+
+    def place(self, f: Features) -> Decision:
+        """Decide and record where a post goes (see the module docstring)."""
+        if f.id in self.posts:
+            self.forget(f.id)
+        copies = [pid for pid, _ in self.copies.matches(f.fp, exclude=f.id) if pid in self.story_of]
+        decision: Decision | None = None
+        if copies:
+            target = copies[0]
+            self._add(f)
+            roots = {self.copy_of.get(pid) or pid for pid in copies}
+            root = self._earliest(roots | {f.id})
+            members = {f.id} | roots
+            for r in roots:
+                members |= self.groups.pop(r, set())
+            changed = [pid for pid in members if pid != f.id and self.copy_of.get(pid) != (None if pid == root else root)]
+            for pid in members:
+                self.copy_of[pid] = None if pid == root else root
+            self.groups[root] = members - {root}
+            decision = Decision(self.story_of[target], self.copy_of[f.id], 1.0, target, changed)
+        else:
+            self._add(f)
+            best, best_p = None, 0.0
+            for pid, cos in self.candidates(f):
+                p = self.scorer.probability(f, self.posts[pid], cos)
+                if p > best_p:
+                    best, best_p = pid, p
+            if best is not None and best_p >= self.scorer.threshold and self._agrees(f, self.story_of[best]):
+                decision = Decision(self.story_of[best], None, best_p, best)
+            else:
+                decision = Decision(self.next_story, None, 1.0, None)        # a new story
+                self.next_story += 1
+            self.copy_of[f.id] = None
+        self.story_of[f.id] = decision.story
+        self.stories.setdefault(decision.story, _Story()).members.append(f.id)
+        return decision
+
+    def restore(self, f: Features, story: int, copy_of: str | None) -> None:
+        """Put back a post placed before (a process starting): no decision is made."""
+        self._add(f)
+        self.story_of[f.id] = story
+        self.copy_of[f.id] = copy_of
+        if copy_of:
+            self.groups.setdefault(copy_of, set()).add(f.id)
+        self.stories.setdefault(story, _Story()).members.append(f.id)
+        self.next_story = max(self.next_story, story + 1)
+
+    def _agrees(self, f: Features, story: int) -> bool:
+        """Against chaining: the mean probability over up to 5 of the story's posts (the first
+        and the newest) must pass half the threshold."""
+        members = self.stories[story].members
+        sample = list(dict.fromkeys(members[:2] + members[-3:]))
+        probs = [self.scorer.probability(f, self.posts[m], self.cosine(f, self.posts[m])) for m in sample]
+        return sum(probs) / len(probs) >= self.scorer.threshold / 2
+
+    def _add(self, f: Features) -> None:
+        self.posts[f.id] = f
+        self.copies.add(f.id, f.fp)
+        for tid in f.terms:
+            self.postings[int(tid)].append(f.id)
+
+    def forget(self, post_id: str) -> list[str]:
+        """Take a post out (edited or deleted). Returns the posts whose `copy_of` changed."""
+        f = self.posts.pop(post_id, None)
+        if f is None:
+            return []
+        self.copies.remove(post_id)
+        for tid in f.terms:
+            posting = self.postings.get(int(tid))
+            if posting is not None:
+                try:
+                    posting.remove(post_id)
+                except ValueError:
+                    pass
+        story = self.story_of.pop(post_id, None)
+        if story is not None and story in self.stories:
+            members = self.stories[story].members
+            if post_id in members:
+                members.remove(post_id)
+            if not members:
+                del self.stories[story]
+        root = self.copy_of.pop(post_id, None)
+        if root:                                    # a copy: leaves its group
+            self.groups.get(root, set()).discard(post_id)
+            return []
+        orphans = self.groups.pop(post_id, set())   # a first poster: the earliest copy takes over
+        if not orphans:
+            return []
+        new_root = self._earliest(orphans)
+        for pid in orphans:
+            self.copy_of[pid] = None if pid == new_root else new_root
+        if len(orphans) > 1:
+            self.groups[new_root] = orphans - {new_root}
+        return sorted(orphans)
+
+    def story_members(self, story: int) -> list[str]:
+        s = self.stories.get(story)
+        return list(s.members) if s else []

@@ -1,0 +1,307 @@
+"""Stories, copies and entities of a data folder: derived data in `<db>/analysis.sqlite`.
+
+Caught up from the store's high-water mark like the lexical index and the vectors: every post
+written after `hwm` is placed by analyze/stories.py (`StoryClusterer`) and its outcome written
+here, a batch per transaction together with the new mark, so a process stopped at any point
+redoes at most one batch. Deleting the file (or `rebuild()`) recomputes everything. Counter
+refreshes (views, reactions) keep a post's version, so they never reach this.
+
+Tables: `post_story` (post -> story, copy_of, the score and post that placed it, its date and
+channel), `stories` (id, its most typical post (the title), first post, size, channels, first/last date), `entities` (post,
+type, name, key), `state` (hwm, the analyzer and entity model that built it).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Callable, Iterable
+
+from ..post import iso
+from ..store import connect_wal
+
+FILE = "analysis.sqlite"
+BATCH = 500
+BUILT_BY = "stories-1"      # bump when placing changes: the folder's stories are rebuilt
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS state(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS post_story(
+    post_id TEXT PRIMARY KEY, story INTEGER NOT NULL, copy_of TEXT, score REAL NOT NULL,
+    matched TEXT, date TEXT, channel TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS post_story_story ON post_story(story);
+CREATE INDEX IF NOT EXISTS post_story_copy ON post_story(copy_of);
+CREATE TABLE IF NOT EXISTS stories(
+    id INTEGER PRIMARY KEY, title_post TEXT NOT NULL, first_post TEXT NOT NULL, size INTEGER NOT NULL,
+    channels INTEGER NOT NULL, first_date TEXT, last_date TEXT);
+CREATE INDEX IF NOT EXISTS stories_last ON stories(last_date);
+CREATE TABLE IF NOT EXISTS entities(post_id TEXT NOT NULL, type TEXT NOT NULL, name TEXT NOT NULL,
+    key TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS entities_post ON entities(post_id);
+CREATE INDEX IF NOT EXISTS entities_key ON entities(type, key);
+"""
+
+
+class StoryIndex:
+    """See the module docstring. One writer (the worker, or the process catching up)."""
+
+    def __init__(self, root: str | Path, analyzer, *, entities: Callable | None = None,
+                 entity_model: str = "", read_only: bool = False):
+        self.root = Path(root)
+        self.path = self.root / FILE
+        self.analyzer = analyzer
+        self.entity_fn = entities           # text -> list of (type, name, key)
+        self.entity_model = entity_model
+        self.read_only = read_only
+        self._local = threading.local()
+        self._clusterer = None
+        self._write_lock = threading.Lock()
+        if not read_only:
+            self.conn.executescript(SCHEMA)
+            if self._get("built_by") not in (None, self.built_by):
+                self._reset()
+
+    @property
+    def built_by(self) -> str:
+        return f"{BUILT_BY}; entities {self.entity_model or 'none'}"
+
+    @property
+    def conn(self):
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            if self.read_only and not self.path.exists():
+                return None
+            conn = connect_wal(self.path, timeout=30, what="analysis database")
+            self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    # -- state ------------------------------------------------------------------------------------
+    def _get(self, key: str) -> str | None:
+        if self.conn is None:
+            return None
+        row = self.conn.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def hwm(self) -> int:
+        try:
+            return int(self._get("hwm") or 0)
+        except Exception:   # noqa: BLE001 - a missing table in a read-only open
+            return 0
+
+    def _reset(self) -> None:
+        with self.conn:
+            for table in ("post_story", "stories", "entities", "state"):
+                self.conn.execute(f"DELETE FROM {table}")
+        self._clusterer = None
+
+    def rebuild(self, store, on_progress=None, stop: threading.Event | None = None) -> int:
+        """Forget everything and place every post again."""
+        with self._write_lock:
+            self._reset()
+        return self.catch_up(store, on_progress=on_progress, stop=stop)
+
+    # -- the clusterer, restored from this database -------------------------------------------------
+    def _post_entities(self, ids: list[str]) -> dict[str, list[tuple[str, str, str]]]:
+        out: dict[str, list] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for pid, t, name, key in self.conn.execute(
+                    f"SELECT post_id, type, name, key FROM entities WHERE post_id IN ({marks}) ORDER BY rowid", chunk):
+                out.setdefault(pid, []).append((t, name, key))
+        return out
+
+    def clusterer(self, store):
+        """The in-memory state, rebuilt from the placed posts on first use (date order)."""
+        if self._clusterer is None:
+            from ..analyze.stories import StoryClusterer
+
+            c = StoryClusterer(self.analyzer)
+            placed = {pid: (story, copy_of) for pid, story, copy_of in
+                      self.conn.execute("SELECT post_id, story, copy_of FROM post_story")}
+            if placed:
+                ids = list(placed)
+                for start in range(0, len(ids), 2000):
+                    chunk = ids[start:start + 2000]
+                    posts = store.get_many(chunk)
+                    ents = self._post_entities(chunk)
+                    for pid in sorted(chunk, key=lambda p: (posts[p].date is None, posts[p].date or 0, p)
+                                      if p in posts else (True, 0, p)):
+                        post = posts.get(pid)
+                        if post is None:
+                            continue
+                        f = c.features(post, [f"{t}:{k}" for t, _, k in ents.get(pid, ())])
+                        story, copy_of = placed[pid]
+                        c.restore(f, story, copy_of)
+            self._clusterer = c
+        return self._clusterer
+
+    # -- catching up --------------------------------------------------------------------------------
+    def backlog(self, store) -> int:
+        return store.count_since(self.hwm())
+
+    def catch_up(self, store, on_progress: Callable[[int, int], None] | None = None,
+                 stop: threading.Event | None = None) -> int:
+        """Place every post written since the mark; returns how many were placed or removed."""
+        if self.read_only:
+            return 0
+        with self._write_lock:
+            c = self.clusterer(store)
+            hwm = self.hwm()
+            done = 0
+            batch: list = []
+            for version, post in store.iter_since(hwm):
+                batch.append((version, post))
+                if len(batch) >= BATCH:
+                    done += self._apply(c, batch)
+                    batch = []
+                    if on_progress:
+                        on_progress(done, store.max_version())
+                    if stop is not None and stop.is_set():
+                        return done
+            if batch:
+                done += self._apply(c, batch)
+                if on_progress:
+                    on_progress(done, store.max_version())
+            return done
+
+    def _entities(self, post) -> list[tuple[str, str, str]]:
+        if self.entity_fn is None or post.kind == "article" and len(post.text) > 20000:
+            return []
+        text = post.text if not post.title or post.text.startswith(post.title) else f"{post.title}\n{post.text}"
+        try:
+            return list(self.entity_fn(text))
+        except Exception:   # noqa: BLE001 - a model failing on one text costs that text's entities
+            return []
+
+    def _apply(self, c, batch: list) -> int:
+        """Place one batch (date order within it), write the outcome and the mark together."""
+        last_version = max(v for v, _ in batch)
+        touched_stories: set[int] = set()
+        rows, ent_rows, removed, copy_updates = [], [], [], {}
+        posts = sorted((p for _, p in batch), key=lambda p: (p.date is None, p.date.timestamp() if p.date else 0, p.id))
+        for post in posts:
+            old = c.story_of.get(post.id)
+            if old is not None:
+                touched_stories.add(old)
+                for pid in c.forget(post.id):
+                    copy_updates[pid] = c.copy_of.get(pid)
+            if post.deleted or not (post.text or post.title):
+                removed.append(post.id)
+                continue
+            ents = self._entities(post)
+            f = c.features(post, [f"{t}:{k}" for t, _, k in ents])
+            d = c.place(f)
+            touched_stories.add(d.story)
+            for pid in d.changed:
+                copy_updates[pid] = c.copy_of.get(pid)
+            rows.append((post.id, d.story, d.copy_of, round(d.score, 4), d.matched,
+                         iso(post.date) if post.date else None, post.channel))
+            ent_rows += [(post.id, t, name, key) for t, name, key in ents]
+        conn = self.conn
+        with conn:
+            ids = [p.id for p in posts]
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                conn.execute(f"DELETE FROM entities WHERE post_id IN ({marks})", chunk)
+                conn.execute(f"DELETE FROM post_story WHERE post_id IN ({marks})", chunk)
+            conn.executemany("INSERT INTO post_story(post_id, story, copy_of, score, matched, date, channel) "
+                             "VALUES(?, ?, ?, ?, ?, ?, ?)", rows)
+            conn.executemany("INSERT INTO entities(post_id, type, name, key) VALUES(?, ?, ?, ?)", ent_rows)
+            conn.executemany("UPDATE post_story SET copy_of = ? WHERE post_id = ?",
+                             [(of, pid) for pid, of in copy_updates.items()])
+            self._refresh_stories(conn, c, touched_stories)
+            conn.execute("INSERT INTO state(key, value) VALUES('hwm', ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                         (str(last_version),))
+            conn.execute("INSERT INTO state(key, value) VALUES('built_by', ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                         (self.built_by,))
+        return len(batch)
+
+    def _refresh_stories(self, conn, c, story_ids: Iterable[int]) -> None:
+        """Recompute each story's row: size, channels, first/last date, first post, title."""
+        for sid in story_ids:
+            members = c.story_members(sid)
+            if not members:
+                conn.execute("DELETE FROM stories WHERE id = ?", (sid,))
+                continue
+            feats = [c.posts[m] for m in members if m in c.posts]
+            dated = sorted((f for f in feats if f.date is not None), key=lambda f: (f.date, f.id))
+            first = dated[0] if dated else feats[0]
+            typical = _typical(c, feats)
+            first_date = iso_ts(dated[0].date) if dated else None
+            last_date = iso_ts(dated[-1].date) if dated else None
+            conn.execute("INSERT INTO stories(id, title_post, first_post, size, channels, first_date, last_date) "
+                         "VALUES(?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET title_post=excluded.title_post, "
+                         "first_post=excluded.first_post, size=excluded.size, channels=excluded.channels, "
+                         "first_date=excluded.first_date, last_date=excluded.last_date",
+                         (sid, typical.id, first.id, len(feats), len({f.channel for f in feats}), first_date, last_date))
+
+    # -- reads --------------------------------------------------------------------------------------
+    def placements(self, ids: list[str]) -> dict[str, dict]:
+        """post id -> {"story", "copy_of", "story_size", "story_channels"} for placed posts."""
+        out: dict[str, dict] = {}
+        if self.conn is None:
+            return out
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for pid, story, copy_of, size, channels in self.conn.execute(
+                    "SELECT p.post_id, p.story, p.copy_of, s.size, s.channels FROM post_story p "
+                    f"JOIN stories s ON s.id = p.story WHERE p.post_id IN ({marks})", chunk):
+                out[pid] = {"story": story, "copy_of": copy_of, "story_size": size, "story_channels": channels}
+        return out
+
+    def entities_of(self, ids: list[str]) -> dict[str, list[dict]]:
+        if self.conn is None:
+            return {}
+        return {pid: [{"type": t, "name": name} for t, name, _ in ents]
+                for pid, ents in self._post_entities(ids).items()}
+
+    def story(self, story_id: int) -> dict | None:
+        if self.conn is None:
+            return None
+        row = self.conn.execute("SELECT id, title_post, first_post, size, channels, first_date, last_date FROM stories "
+                                "WHERE id = ?", (story_id,)).fetchone()
+        if row is None:
+            return None
+        posts = [{"id": pid, "copy_of": of, "date": d, "channel": ch, "score": score, "matched": m}
+                 for pid, of, d, ch, score, m in self.conn.execute(
+                     "SELECT post_id, copy_of, date, channel, score, matched FROM post_story WHERE story = ? "
+                     "ORDER BY date IS NULL, date, post_id", (story_id,))]
+        return {"id": row[0], "title_post": row[1], "first_post": row[2], "size": row[3], "channels": row[4],
+                "first_date": row[5], "last_date": row[6], "posts": posts}
+
+    def status(self, store) -> dict:
+        if self.conn is None:
+            return {"complete": False, "stories": 0, "posts": 0, "behind": store.count(), "built_by": None}
+        stories = self.conn.execute("SELECT COUNT(*), COALESCE(SUM(size > 1), 0) FROM stories").fetchone()
+        placed, copies = self.conn.execute("SELECT COUNT(*), COUNT(copy_of) FROM post_story").fetchone()
+        behind = store.count_since(self.hwm())
+        return {"complete": behind == 0, "stories": stories[0], "multi_post_stories": stories[1],
+                "posts": placed, "copies": copies, "behind": behind, "built_by": self._get("built_by")}
+
+
+def iso_ts(ts: float) -> str:
+    from datetime import datetime, timezone
+
+    return iso(datetime.fromtimestamp(ts, tz=timezone.utc))
+
+
+def _typical(c, feats):
+    """The member closest to the others (highest summed TF-IDF cosine; the earliest on ties)."""
+    if len(feats) <= 2:
+        return sorted(feats, key=lambda f: (f.date is None, f.date or 0, f.id))[0]
+    sample = feats[:50]
+    best, best_s = sample[0], -1.0
+    for f in sample:
+        s = sum(c.cosine(f, g) for g in sample if g is not f)
+        if s > best_s + 1e-9:
+            best, best_s = f, s
+    return best
