@@ -36,6 +36,15 @@ class Backend(Protocol):
     def search(self, req) -> "SearchResult": ...
     def search_all(self, req) -> tuple[int, Iterator[Post]]: ...
     def similar(self, post_id: str, limit: int = 10) -> "SearchResult": ...
+    def _source_cursor(self, src) -> dict | None:
+        if src.kind == "crawl":
+            return self.store.get_cursor(src.channel)
+        if src.kind == "sync":
+            cursor = self.store.get_sync_cursor(src.channel)
+            return None if cursor is None else {"newest": cursor["last_id"], "oldest": None,
+                                                "complete": cursor["complete"], "last_id": cursor["last_id"]}
+        return None
+
     def channels(self) -> list[dict]: ...
     def stats(self) -> dict: ...
     def health(self) -> dict: ...
@@ -202,7 +211,8 @@ class EmbeddedBackend:
         """Each entry of the sources file (`<db>/sources.toml`, collect/sources.py) with its last
         recorded run: {"key", "kind", "channel", "interval", "base_url", "allow_hosts", "last_run"
         (finished, else started, ISO), "posts" (added by it), "error" ('' = none), "next_run" (ISO;
-        None = due now, never run), "cursor" (crawl sources: the store's crawl cursor or None)}."""
+        None = due now, never run), "cursor" (crawl sources: the store's crawl cursor; sync sources:
+        its sync cursor as {"newest": last id stored, "oldest": None, "complete", ...}; else None)}."""
         from datetime import timedelta
 
         from .collect import sources as sources_file
@@ -223,7 +233,7 @@ class EmbeddedBackend:
                         "allow_hosts": list(src.allow_hosts), "last_run": last,
                         "posts": run["posts"] if run else 0, "error": run["error"] if run else "",
                         "next_run": next_run,
-                        "cursor": self.store.get_cursor(src.channel) if src.kind == "crawl" else None})
+                        "cursor": self._source_cursor(src)})
         return out
 
     def channels(self) -> list[dict]:
