@@ -109,6 +109,11 @@ class CrawlError(TgsearchError):
     status = 502
 
 
+class SyncError(CrawlError):
+    """A channel (or the whole run) could not be read through the Telegram API (`tgsearch sync`):
+    one readable line naming the channel and what to do."""
+
+
 class SourcesFileError(TgsearchError):
     """The sources file (<db>/sources.toml) or one of its entries cannot be used."""
 
