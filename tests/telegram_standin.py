@@ -9,7 +9,7 @@ import bisect
 import copy
 from datetime import datetime, timedelta, timezone
 
-from telethon import TelegramClient, errors
+from telethon import TelegramClient, errors, utils
 from telethon.sessions import MemorySession
 from telethon.tl import functions, types
 
@@ -62,6 +62,7 @@ class Standin(TelegramClient):
         self.crash_after: int | None = None   # history requests answered before the process "dies"
         self.history_calls: dict[str, int] = {}
         self.takeouts = 0
+        self.history_offsets: list[int] = []
 
     # -- never connect ---------------------------------------------------------------------------
     async def connect(self):
@@ -112,6 +113,7 @@ class Standin(TelegramClient):
     async def __call__(self, request, ordered=False, flood_sleep_threshold=None):
         if isinstance(request, functions.InvokeWithTakeoutRequest):
             request = request.query
+        await request.resolve(self, utils)   # as TelegramClient._call does (ints -> InputMessageID, ...)
         self.requests.append(request)
         if isinstance(request, functions.account.InitTakeoutSessionRequest):
             self.takeouts += 1
@@ -130,7 +132,7 @@ class Standin(TelegramClient):
         if isinstance(request, functions.channels.GetMessagesRequest):
             chan = self._chan(request.channel)
             wanted = [i.id for i in request.id]
-            msgs = [copy.copy(chan.messages[i]) if i in chan.messages else types.MessageEmpty(id=i) for i in wanted]
+            msgs = [copy.copy(chan.messages[i]) if i in chan.messages else types.MessageEmpty(id=i, peer_id=chan.peer) for i in wanted]
             return types.messages.ChannelMessages(pts=1, count=len(msgs), messages=msgs, topics=[],
                                                   chats=self._chats(chan, msgs), users=[])
         raise NotImplementedError(f"stand-in has no answer for {type(request).__name__}")
@@ -147,6 +149,7 @@ class Standin(TelegramClient):
                 flood["times"] -= 1
                 raise errors.FloodWaitError(request=request, capture=flood["seconds"])
         self.history_calls[name] = nth
+        self.history_offsets.append(request.offset_id)   # Telethon moves the offset of the request it pages with
         # Telegram's paging: newest first; offset_id excludes itself and newer; add_offset shifts
         ids = sorted(chan.messages, reverse=True)
         if request.offset_id:

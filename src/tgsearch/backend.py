@@ -36,15 +36,6 @@ class Backend(Protocol):
     def search(self, req) -> "SearchResult": ...
     def search_all(self, req) -> tuple[int, Iterator[Post]]: ...
     def similar(self, post_id: str, limit: int = 10) -> "SearchResult": ...
-    def _source_cursor(self, src) -> dict | None:
-        if src.kind == "crawl":
-            return self.store.get_cursor(src.channel)
-        if src.kind == "sync":
-            cursor = self.store.get_sync_cursor(src.channel)
-            return None if cursor is None else {"newest": cursor["last_id"], "oldest": None,
-                                                "complete": cursor["complete"], "last_id": cursor["last_id"]}
-        return None
-
     def channels(self) -> list[dict]: ...
     def stats(self) -> dict: ...
     def health(self) -> dict: ...
@@ -229,11 +220,16 @@ class EmbeddedBackend:
                     next_run = iso(parse_datetime(run["started_at"]) + timedelta(seconds=src.interval))
                 except (TypeError, ValueError):
                     next_run = None
+            cursor = self.store.get_cursor(src.channel) if src.kind == "crawl" else None
+            if src.kind == "sync":
+                sync = self.store.get_sync_cursor(src.channel)
+                cursor = None if sync is None else {"newest": sync["last_id"], "oldest": None,
+                                                    "complete": sync["complete"], "last_id": sync["last_id"]}
             out.append({**src.to_dict(), "key": src.key, "channel": src.channel, "base_url": src.base_url,
                         "allow_hosts": list(src.allow_hosts), "last_run": last,
                         "posts": run["posts"] if run else 0, "error": run["error"] if run else "",
                         "next_run": next_run,
-                        "cursor": self._source_cursor(src)})
+                        "cursor": cursor})
         return out
 
     def channels(self) -> list[dict]:

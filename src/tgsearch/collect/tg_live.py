@@ -19,19 +19,26 @@ from .tg_messages import channel_slug, is_content, to_post
 
 
 async def _channel_of(backend, event) -> tuple[str, str, object]:
-    """(slug, title, entity or None) of an event's chat: its entity when Telethon has it, else
-    the channel whose sync cursor records that peer."""
+    """(slug, title, entity or input peer or None) of an event's chat: the entity Telethon has,
+    else the channel whose sync cursor records that peer (no request), else the entity asked for."""
     chat = getattr(event, "chat", None)
-    if chat is None:
-        try:
-            chat = await event.get_chat()
-        except (ValueError, TypeError, ConnectionError, OSError):
-            chat = None
     if isinstance(chat, (types.Channel, types.Chat)):
         return channel_slug(chat), chat.title or "", chat
     chat_id = getattr(event, "chat_id", None)
     slug = backend.store.sync_channel_of_peer(chat_id) if chat_id is not None else None
-    return slug or "", "", None
+    if slug:
+        cursor = backend.store.get_sync_cursor(slug)
+        real, kind = utils.resolve_id(chat_id)
+        peer = (types.InputPeerChannel(real, cursor["access_hash"] or 0) if kind is types.PeerChannel
+                else types.InputPeerChat(real))
+        return slug, "", peer
+    try:
+        chat = await event.get_chat()
+    except (ValueError, TypeError, ConnectionError, OSError):
+        chat = None
+    if isinstance(chat, (types.Channel, types.Chat)):
+        return channel_slug(chat), chat.title or "", chat
+    return "", "", None
 
 
 def _store(backend, posts) -> None:
@@ -44,6 +51,8 @@ def _store(backend, posts) -> None:
 async def _rebuild(backend, client, entity, slug: str, title: str, post_id: str, message_ids) -> None:
     """Store a post again from its messages as Telegram has them now (gone: marked deleted)."""
     got = await client.get_messages(entity, ids=list(message_ids)) if message_ids else []
+    if not title:   # the chat's title is not known here: keep the one stored
+        title = backend.store.get(post_id).channel_title
     post = to_post([m for m in got if is_content(m)], slug, title, post_id=post_id)
     if post is None:
         if backend.store.mark_deleted([post_id]):
