@@ -271,6 +271,12 @@ def test_cli_sync_takes_the_sync_sources_and_sources_list_shows_the_cursor(cli_c
         assert stat.S_IMODE(os.stat(tmp_path / "db" / "store.sqlite").st_mode) & 0o077 == 0
 
 
+def test_cli_login_with_a_session_already_authorised(cli_client, tmp_path):
+    result = CliRunner().invoke(main, ["login", "--db", str(tmp_path / "db")])
+    assert result.exit_code == 0, result.output
+    assert "logged in as Tester" in result.output
+
+
 def test_credentials_and_the_private_session_file(tmp_path, monkeypatch):
     db = tmp_path / "db"
     monkeypatch.delenv("TGSEARCH_API_ID", raising=False)

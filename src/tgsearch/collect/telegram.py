@@ -315,6 +315,8 @@ async def sync_async(backend, channels: list[str], config: SyncConfig | None = N
                                 f"allow it there, or wait {e.seconds} s, then run again") from e
             except errors.RPCError as e:
                 raise SyncError(f"Telegram refused the takeout session ({e.message}); run without --takeout") from e
+            except ValueError as e:   # Telethon: a takeout of this session is still open, or did not finish
+                raise SyncError(f"takeout session: {e}; run without --takeout") from e
         else:
             await run(client)
     finally:
