@@ -199,6 +199,31 @@ def test_flood_waits_short_ones_waited_a_long_one_stops_only_its_channel(backend
     assert backend.store.get_sync_cursor("hillnews")["last_id"] == 100 == len(stored(backend, "hillnews"))
 
 
+def test_sync_source_for_watch_stops_when_asked_and_reports_a_run_that_cannot_start(backend):
+    import threading
+
+    from tgsearch.collect.sources import make
+
+    client = Standin()
+    client.add_channel("riverdaily", 250)
+    stop = threading.Event()
+    source = make("sync", "riverdaily")
+    seen = []
+
+    def on_batch(r):
+        seen.append(r.last_id)
+        stop.set()                                   # watch shutting down after the first batch
+
+    [report] = sync(backend, ["riverdaily"], SyncConfig(), client=client, on_batch=on_batch, stop=stop)
+    assert seen == [100] and not report.error and not report.complete
+    assert backend.store.get_sync_cursor("riverdaily")["last_id"] == 100
+    [report] = telegram.sync_source(backend, source, client=client, recheck=10)
+    assert report.new == 150 and report.complete
+    client.authorised = False
+    [report] = telegram.sync_source(backend, source, client=client)
+    assert report.error.startswith("not logged in to Telegram")
+
+
 def test_unknown_and_private_channels_are_one_line_each(backend):
     client = Standin()
     client.add_channel("riverdaily", 5)

@@ -155,9 +155,9 @@ def parse_target(value: str) -> tuple[str, object]:
 class Syncer:
     """One sync run over one client (a takeout client when asked)."""
 
-    def __init__(self, client, backend, config: SyncConfig, on_batch=None):
+    def __init__(self, client, backend, config: SyncConfig, on_batch=None, stop=None):
         self.client, self.backend, self.store = client, backend, backend.store
-        self.config, self.on_batch = config, on_batch
+        self.config, self.on_batch, self.stop = config, on_batch, stop
         self.sleep = config.sleep or asyncio.sleep
         self.wrote = False
 
@@ -216,7 +216,7 @@ class Syncer:
         report.last_id, report.complete = last, complete
         budget = config.limit
         batch = max(20, config.batch)   # above an album's size (10), so a batch always moves on
-        while budget is None or budget > 0:
+        while (budget is None or budget > 0) and not (self.stop is not None and self.stop.is_set()):
             n = batch if budget is None else min(batch, budget)
             got = await self.call(report, "reading the history", lambda: self.client.get_messages(
                 entity, limit=n, min_id=last, reverse=True, wait_time=0))
@@ -245,7 +245,7 @@ class Syncer:
                 self.on_batch(report)
             if not full:
                 break
-        if config.recheck > 0 and start > 0:
+        if config.recheck > 0 and start > 0 and not (self.stop is not None and self.stop.is_set()):
             recent = store.recent_messages(slug, config.recheck, up_to=start)
             report.rechecked = len(recent)
             await self.refresh(report, entity, slug, title, recent)
@@ -271,8 +271,9 @@ class Syncer:
 
 async def sync_async(backend, channels: list[str], config: SyncConfig | None = None, *, client=None,
                      on_batch: Callable[[SyncReport], None] | None = None,
-                     on_channel: Callable[[SyncReport], None] | None = None) -> list[SyncReport]:
+                     on_channel: Callable[[SyncReport], None] | None = None, stop=None) -> list[SyncReport]:
     """Sync every channel (one failing costs only itself), then bring the indexes up to date.
+    `stop` (a threading.Event, `tgsearch watch`): set, the run ends before its next request.
 
     `client`: a TelegramClient (your own; connected here if it is not); None = the data folder's
     (`client_factory(backend.root)`, disconnected at the end). Raises SyncError when Telegram
@@ -296,8 +297,10 @@ async def sync_async(backend, channels: list[str], config: SyncConfig | None = N
 
         async def run(c) -> None:
             nonlocal syncer
-            syncer = Syncer(c, backend, config, on_batch)
+            syncer = Syncer(c, backend, config, on_batch, stop)
             for value in channels:
+                if stop is not None and stop.is_set():
+                    break
                 try:
                     report = await syncer.channel(value)
                 except SyncError as e:
@@ -329,12 +332,22 @@ async def sync_async(backend, channels: list[str], config: SyncConfig | None = N
 
 def sync(backend, channels: list[str], config: SyncConfig | None = None, *, client=None,
          on_batch: Callable[[SyncReport], None] | None = None,
-         on_channel: Callable[[SyncReport], None] | None = None) -> list[SyncReport]:
+         on_channel: Callable[[SyncReport], None] | None = None, stop=None) -> list[SyncReport]:
     """`sync_async` for callers without an event loop (the client must not be bound to another loop)."""
-    return asyncio.run(sync_async(backend, channels, config, client=client, on_batch=on_batch, on_channel=on_channel))
+    return asyncio.run(sync_async(backend, channels, config, client=client, on_batch=on_batch,
+                                  on_channel=on_channel, stop=stop))
+
+
+def sync_source(backend, source, *, stop=None, client=None, **options) -> list[SyncReport]:
+    """One `sync` entry of the sources file (`tgsearch watch`): `options` are SyncConfig fields.
+    A run that cannot start (not logged in, Telegram unreachable) is the report's error."""
+    try:
+        return sync(backend, [source.channel], SyncConfig(**options), client=client, stop=stop)
+    except SyncError as e:
+        return [SyncReport(source.channel, error=e.message)]
 
 
 from .tg_live import attach_live  # noqa: E402  (live events for `tgsearch watch`; uses Syncer helpers)
 
 __all__ = ["SyncConfig", "SyncReport", "Syncer", "attach_live", "client_factory", "load_credentials",
-           "make_client", "sync", "sync_async"]
+           "make_client", "sync", "sync_async", "sync_source"]
