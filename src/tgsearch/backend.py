@@ -202,7 +202,8 @@ class EmbeddedBackend:
         """Each entry of the sources file (`<db>/sources.toml`, collect/sources.py) with its last
         recorded run: {"key", "kind", "channel", "interval", "base_url", "allow_hosts", "last_run"
         (finished, else started, ISO), "posts" (added by it), "error" ('' = none), "next_run" (ISO;
-        None = due now, never run), "cursor" (crawl sources: the store's crawl cursor or None)}."""
+        None = due now, never run), "cursor" (crawl sources: the store's crawl cursor; sync sources:
+        its sync cursor as {"newest": last id stored, "oldest": None, "complete", ...}; else None)}."""
         from datetime import timedelta
 
         from .collect import sources as sources_file
@@ -219,11 +220,16 @@ class EmbeddedBackend:
                     next_run = iso(parse_datetime(run["started_at"]) + timedelta(seconds=src.interval))
                 except (TypeError, ValueError):
                     next_run = None
+            cursor = self.store.get_cursor(src.channel) if src.kind == "crawl" else None
+            if src.kind == "sync":
+                sync = self.store.get_sync_cursor(src.channel)
+                cursor = None if sync is None else {"newest": sync["last_id"], "oldest": None,
+                                                    "complete": sync["complete"], "last_id": sync["last_id"]}
             out.append({**src.to_dict(), "key": src.key, "channel": src.channel, "base_url": src.base_url,
                         "allow_hosts": list(src.allow_hosts), "last_run": last,
                         "posts": run["posts"] if run else 0, "error": run["error"] if run else "",
                         "next_run": next_run,
-                        "cursor": self.store.get_cursor(src.channel) if src.kind == "crawl" else None})
+                        "cursor": cursor})
         return out
 
     def channels(self) -> list[dict]:

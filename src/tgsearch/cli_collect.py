@@ -193,7 +193,8 @@ def sources_list(db, as_json):
         table.add_column(name, overflow="fold")
     for r in rows:
         c = r.get("cursor")
-        cursor = f"{c['newest']}..{c['oldest']}{' complete' if c['complete'] else ''}" if c else ""
+        span = f"{c['newest']}..{c['oldest']}" if c and c.get("oldest") is not None else f"up to {c['newest']}" if c else ""
+        cursor = f"{span}{' complete' if c['complete'] else ''}" if c else ""
         extra = r["base_url"] or ", ".join(r["allow_hosts"])
         cells = (r["key"] + (f"\n{extra}" if extra else ""), f"{r['interval']} s", r["last_run"] or "never",
                  str(r["posts"]), cursor, r["next_run"] or "due", r["error"])

@@ -119,6 +119,11 @@ class WatchError(TgsearchError):
     status = 409
 
 
+class SyncError(CrawlError):
+    """A channel (or the whole run) could not be read through the Telegram API (`tgsearch sync`):
+    one readable line naming the channel and what to do."""
+
+
 class SourcesFileError(TgsearchError):
     """The sources file (<db>/sources.toml) or one of its entries cannot be used."""
 

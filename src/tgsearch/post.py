@@ -42,6 +42,8 @@ class Post:
     preview_title: str = ""
     preview_description: str = ""
     preview_url: str = ""
+    forward_date: datetime | None = None  # a forward: when the original message was posted
+    topic_id: int | None = None      # a forum topic (its first message's id), from the Telegram API
     deleted: bool = False            # deleted at the source: kept, hidden from search and export
 
     def __post_init__(self) -> None:
@@ -57,7 +59,7 @@ class Post:
                 if value is not None or name in ("channel", "text"):
                     raise ValueError(f"{name} must be a string, not {type(value).__name__}")
                 set_(self, name, "")
-        for name in ("date", "edit_date"):
+        for name in DATE_FIELDS:
             value = getattr(self, name)
             if value is not None:
                 try:
@@ -74,7 +76,7 @@ class Post:
         set_(self, "message_ids", tuple(_whole(m, "message_ids item") for m in ids))
         set_(self, "links", _strings(self.links, "links"))
         set_(self, "media", _strings(self.media, "media"))
-        for name in ("reply_to", "views"):
+        for name in ("reply_to", "views", "topic_id"):
             value = getattr(self, name)
             if value is not None:
                 set_(self, name, _whole(value, name))
@@ -106,6 +108,9 @@ class Post:
         data = dict(data) if data is not None else self.to_dict()
         for name in NOT_HASHED:
             data.pop(name, None)
+        for name in LATE_FIELDS:
+            if data.get(name) is None:
+                data.pop(name, None)  # unset: the hash of posts stored before these fields existed
         raw = json.dumps(data, ensure_ascii=False, sort_keys=True)
         return hashlib.blake2b(raw.encode("utf-8"), digest_size=16).hexdigest()
 
@@ -119,6 +124,7 @@ class Post:
         out["reactions"] = dict(self.reactions)
         out["date"] = iso(self.date)
         out["edit_date"] = iso(self.edit_date)
+        out["forward_date"] = iso(self.forward_date)
         out["message_ids"] = list(self.message_ids)
         out["links"] = list(self.links)
         out["media"] = list(self.media)
@@ -129,7 +135,7 @@ class Post:
     def from_dict(cls, data: dict) -> "Post":
         names = {f.name for f in fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in names}
-        for key in ("date", "edit_date"):
+        for key in DATE_FIELDS:
             if kwargs.get(key):
                 kwargs[key] = parse_datetime(kwargs[key])
             else:
@@ -199,6 +205,8 @@ _FIELDS = tuple(f.name for f in fields(Post))
 COUNTERS = ("views", "reactions")                 # refreshed in place, never re-indexed
 NOT_HASHED = COUNTERS + ("origin_file", "deleted")  # deletion has its own path (Store.mark_deleted)
 FIELD_NAMES = _FIELDS + ("url",)
+DATE_FIELDS = ("date", "edit_date", "forward_date")
+LATE_FIELDS = ("forward_date", "topic_id")         # added by store migration 7; hashed only when set
 
 
 def to_utc(value: datetime) -> datetime:

@@ -110,6 +110,20 @@ MIGRATIONS: list[str] = [
         error TEXT NOT NULL DEFAULT ''
     );
     """,
+    # 7, 8: `tgsearch sync` (Telegram API): forwards' original date, forum topics, a cursor per channel
+    # (every message up to last_id is stored; peer_id/access_hash spare a username lookup)
+    "_sync_columns",
+    """
+    CREATE TABLE IF NOT EXISTS sync_cursors (
+        channel TEXT PRIMARY KEY,
+        last_id INTEGER NOT NULL DEFAULT 0,
+        peer_id INTEGER,
+        access_hash INTEGER,
+        complete INTEGER NOT NULL DEFAULT 0,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS sync_cursors_peer ON sync_cursors(peer_id);
+    """,
 ]
 
 
@@ -133,11 +147,20 @@ def _lowercase_channels(conn: sqlite3.Connection) -> None:
         version += 1
         conn.execute("UPDATE posts SET deleted = 1, version = ? WHERE id = ?", (version, row[0]))
 
+def _sync_columns(conn: sqlite3.Connection) -> None:
+    """Posts' forward_date and topic_id columns (added once: a migration may run again)."""
+    have = {r[1] for r in conn.execute("PRAGMA table_info(posts)")}
+    for name, kind in (("forward_date", "TEXT"), ("topic_id", "INTEGER")):
+        if name not in have:
+            conn.execute(f"ALTER TABLE posts ADD COLUMN {name} {kind}")
+
+
 _COLUMNS = (
     "id", "channel", "channel_title", "date", "edit_date", "title", "text", "source_url",
     "publication", "publication_country", "author", "forwarded_from", "reply_to", "views",
     "kind", "language", "origin_file", "message_ids", "links", "reactions", "media",
     "edited", "preview_site", "preview_title", "preview_description", "preview_url", "deleted",
+    "forward_date", "topic_id",
 )
 _JSON_COLUMNS = ("message_ids", "links", "reactions", "media")
 _REACTIONS = _COLUMNS.index("reactions")
@@ -197,14 +220,23 @@ def post_to_row(post: Post, d: dict | None = None) -> tuple:
     return tuple(row)
 
 
+_LATE_COLUMNS = ("forward_date", "topic_id")  # migration 7: absent from rows read by earlier migrations
+
+
 def row_to_post(row: sqlite3.Row) -> Post:
-    data = {col: row[col] for col in _COLUMNS}
+    data = {col: row[col] for col in _COLUMNS[:-len(_LATE_COLUMNS)]}
+    for col in _LATE_COLUMNS:
+        try:
+            data[col] = row[col]
+        except (IndexError, KeyError):
+            data[col] = None
     data["message_ids"] = tuple(json.loads(data["message_ids"]))
     data["links"] = tuple(json.loads(data["links"]))
     data["media"] = tuple(json.loads(data["media"]))
     data["reactions"] = json.loads(data["reactions"])
     data["date"] = parse_datetime(data["date"]) if data["date"] else None
     data["edit_date"] = parse_datetime(data["edit_date"]) if data["edit_date"] else None
+    data["forward_date"] = parse_datetime(data["forward_date"]) if data["forward_date"] else None
     data["edited"] = bool(data["edited"])
     data["deleted"] = bool(data["deleted"])
     return Post.stored(data)

@@ -1,6 +1,6 @@
-"""What the collectors keep in the store besides posts: crawl cursors (`tgsearch crawl`) and the
-outcome of every fetched link (`tgsearch fetch-articles`). A mixin of `Store` (its tables are in
-store.MIGRATIONS 4, 5 and 6); every method uses `self.conn`."""
+"""What the collectors keep in the store besides posts: crawl cursors (`tgsearch crawl`), sync
+cursors (`tgsearch sync`) and the outcome of every fetched link (`tgsearch fetch-articles`). A mixin
+of `Store` (its tables are in store.MIGRATIONS 4, 5, 6 and 7); every method uses `self.conn`."""
 
 from __future__ import annotations
 
@@ -28,6 +28,52 @@ class CollectState:
                           "ON CONFLICT(channel) DO UPDATE SET newest=excluded.newest, oldest=excluded.oldest, "
                           "complete=excluded.complete, updated_at=excluded.updated_at",
                           (channel, newest, oldest, int(complete), _now()))
+
+    # -- sync cursors (tgsearch sync, the Telegram API) -------------------------------------------
+    def get_sync_cursor(self, channel: str) -> dict | None:
+        """{"last_id", "peer_id", "access_hash", "complete", "updated_at"} for a synced channel,
+        None before its first sync. Every message of the channel up to `last_id` is stored;
+        `complete`: a sync has read the history up to the newest message at least once."""
+        row = self.conn.execute("SELECT last_id, peer_id, access_hash, complete, updated_at FROM sync_cursors "
+                                "WHERE channel = ?", (channel,)).fetchone()
+        return None if row is None else {"last_id": row[0], "peer_id": row[1], "access_hash": row[2],
+                                         "complete": bool(row[3]), "updated_at": row[4]}
+
+    def set_sync_cursor(self, channel: str, *, last_id: int, complete: bool, peer_id: int | None = None,
+                        access_hash: int | None = None) -> None:
+        """Move a channel's sync cursor (only after the messages up to `last_id` are stored); a
+        peer id or access hash left None keeps the one recorded."""
+        self.conn.execute("INSERT INTO sync_cursors(channel, last_id, peer_id, access_hash, complete, updated_at) "
+                          "VALUES(?, ?, ?, ?, ?, ?) ON CONFLICT(channel) DO UPDATE SET last_id=excluded.last_id, "
+                          "peer_id=COALESCE(excluded.peer_id, peer_id), "
+                          "access_hash=COALESCE(excluded.access_hash, access_hash), "
+                          "complete=excluded.complete, updated_at=excluded.updated_at",
+                          (channel, int(last_id), peer_id, access_hash, int(complete), _now()))
+
+    def sync_channel_of_peer(self, peer_id: int) -> str | None:
+        """The channel whose sync cursor records this (marked) peer id, if any."""
+        row = self.conn.execute("SELECT channel FROM sync_cursors WHERE peer_id = ?", (peer_id,)).fetchone()
+        return row[0] if row else None
+
+    def recent_messages(self, channel: str, n: int, *, up_to: int | None = None) -> list[tuple[str, tuple[int, ...]]]:
+        """(post id, message ids) of a channel's `n` most recent live posts (those with message
+        ids, highest first; only posts whose first message id is <= `up_to` when given)."""
+        rows = self.conn.execute(
+            "SELECT id, message_ids FROM posts WHERE channel = ? AND deleted = 0 AND kind = 'post' "
+            "AND message_ids != '[]' AND (? IS NULL OR json_extract(message_ids, '$[0]') <= ?) "
+            "ORDER BY json_extract(message_ids, '$[0]') DESC LIMIT ?", (channel, up_to, up_to, n)).fetchall()
+        return [(r[0], tuple(json.loads(r[1]))) for r in rows]
+
+    def posts_with_message(self, channel: str, message_ids) -> list[tuple[str, tuple[int, ...]]]:
+        """(post id, message ids) of the channel's live posts holding any of these message ids."""
+        wanted = [int(m) for m in message_ids]
+        if not wanted:
+            return []
+        marks = ",".join("?" * len(wanted))
+        rows = self.conn.execute(
+            "SELECT p.id, p.message_ids FROM posts p WHERE p.channel = ? AND p.deleted = 0 AND EXISTS ("
+            f"SELECT 1 FROM json_each(p.message_ids) j WHERE j.value IN ({marks}))", [channel, *wanted]).fetchall()
+        return [(r[0], tuple(json.loads(r[1]))) for r in rows]
 
     # -- fetched links (tgsearch fetch-articles) -------------------------------------------------
     def pending_links(self, *, retry_failed: bool = False) -> Iterator[str]:
