@@ -244,3 +244,54 @@ def test_serve_watch_makes_new_posts_searchable_within_seconds(site, tmp_path):
             pytest.fail("the new post did not become searchable within 30 s")
         rows = {s["key"]: s for s in httpx.get(base + "/api/sources", timeout=10).json()}
         assert rows["crawl:riverdaily"]["posts"] >= 0 and rows["crawl:riverdaily"]["last_run"]
+
+
+# -- sync sources: one Telegram client for the scheduled syncs and the live events ------------------
+def test_sync_sources_run_through_one_live_client_which_stores_live_events(backend, monkeypatch):
+    from telethon import utils
+    from telethon.tl import types
+
+    from telegram_standin import Standin as TelegramStandin
+    from tgsearch.collect import telegram
+
+    client = TelegramStandin()
+    chan = client.add_channel("riverdaily", 30)
+    made = []
+    monkeypatch.setattr(telegram, "client_factory", lambda root: made.append(root) or client)
+    sources_file.add(backend.root, sources_file.make("sync", "riverdaily", interval=60))
+    w = Watcher(backend, WatchSettings(crawl_delay=0))
+    try:
+        [report] = w.run_due()
+        assert report.key == "sync:riverdaily" and report.posts == 30 and not report.error
+        assert len(made) == 1 and w.live is not None and len(client.list_event_handlers()) == 4
+        # a new message arrives as an update: Telethon's own dispatch builds the event
+        msg = chan.add("Срочно: мост через реку открыт после ремонта.")
+        update = types.UpdateNewChannelMessage(message=msg, pts=100, pts_count=1)
+        update._entities = {utils.get_peer_id(chan.entity): chan.entity}   # as Telethon's update loop sets it
+        w.live.run(client._dispatch_update(update))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and f"riverdaily/{msg.id}" not in ids_of(backend, "riverdaily"):
+            time.sleep(0.05)
+        assert f"riverdaily/{msg.id}" in ids_of(backend, "riverdaily")
+        sources_file.remove(backend.root, "sync", "riverdaily")
+        w.run_due()
+        assert client.list_event_handlers() == [] and len(made) == 1      # unfollowed, not reconnected
+    finally:
+        w.stop_event.set()
+        if w.live is not None:
+            w.live.stop()
+
+
+def test_without_a_login_sync_sources_report_it_and_crawls_still_run(site, backend, monkeypatch):
+    from telegram_standin import Standin as TelegramStandin
+    from tgsearch.collect import telegram
+
+    monkeypatch.setattr(telegram, "client_factory", lambda root: TelegramStandin(authorised=False))
+    site.add_channel("hillnews", 4)
+    sources_file.add(backend.root, sources_file.make("sync", "riverdaily", interval=60))
+    add_crawl(backend.root, site, "hillnews")
+    problems = []
+    w = Watcher(backend, WatchSettings(crawl_delay=0), on_problem=problems.append)
+    reports = {r.key: r for r in w.run_due()}
+    assert "tgsearch login" in reports["sync:riverdaily"].error and reports["crawl:hillnews"].posts == 4
+    assert w.live is None and len(problems) == 1 and "tgsearch login" in problems[0]

@@ -42,6 +42,7 @@ class WatchSettings:
     tick: float = 5.0                 # seconds between looks at the schedule (and the sources file)
     crawl_delay: float = 1.0          # seconds between two requests of a crawl
     articles_per_run: int = 200       # links an articles run fetches at most
+    live: bool = True                 # with sync sources: stay connected to Telegram for live events
     sync_options: dict = field(default_factory=dict)   # passed to the sync runner
 
 
@@ -58,13 +59,14 @@ class RunReport:
         return dict(self.__dict__)
 
 
-Runner = Callable[["object", Source, WatchSettings, threading.Event], tuple[int, str]]
+Runner = Callable[["Watcher", Source], tuple[int, str]]
 RUNNERS: dict[str, Runner] = {}
 
 
 def runner(kind: str) -> Callable[[Runner], Runner]:
-    """Register the function that runs sources of `kind`: (backend, source, settings, stop) ->
-    (posts added or changed, error line or '')."""
+    """Register the function that runs sources of `kind`: (watcher, source) -> (posts added or
+    changed, error line or ''); the watcher gives the backend, settings, stop event and the live
+    Telegram client (`watcher.live`, or None)."""
     def register(fn: Runner) -> Runner:
         RUNNERS[kind] = fn
         return fn
@@ -72,31 +74,40 @@ def runner(kind: str) -> Callable[[Runner], Runner]:
 
 
 @runner("crawl")
-def _run_crawl(backend, source: Source, settings: WatchSettings, stop: threading.Event) -> tuple[int, str]:
+def _run_crawl(watcher: "Watcher", source: Source) -> tuple[int, str]:
     from .crawl import CrawlConfig, crawl
 
-    config = CrawlConfig(base_url=source.base_url or CrawlConfig.base_url, delay=settings.crawl_delay)
-    reports = crawl(backend, [source.channel], config, stop=stop)
+    config = CrawlConfig(base_url=source.base_url or CrawlConfig.base_url, delay=watcher.settings.crawl_delay)
+    reports = crawl(watcher.backend, [source.channel], config, stop=watcher.stop_event)
     r = reports[0]
     return r.new + r.updated, "; ".join(([r.error] if r.error else []) + r.record_errors[:3])
 
 
 @runner("articles")
-def _run_articles(backend, source: Source, settings: WatchSettings, stop: threading.Event) -> tuple[int, str]:
+def _run_articles(watcher: "Watcher", source: Source) -> tuple[int, str]:
     from .articles import fetch_articles
     from .safe_fetch import FetchConfig
 
-    report = fetch_articles(backend, FetchConfig(allow_hosts=source.allow_hosts), limit=settings.articles_per_run)
+    report = fetch_articles(watcher.backend, FetchConfig(allow_hosts=source.allow_hosts),
+                            limit=watcher.settings.articles_per_run)
     return report.new, ""    # refused and failed links are recorded per link, not errors of the run
 
 
 @runner("sync")
-def _run_sync(backend, source: Source, settings: WatchSettings, stop: threading.Event) -> tuple[int, str]:
-    try:
-        from . import telegram
-    except ImportError:   # pragma: no cover - the Telegram collector ships with tgsearch
-        return 0, "sync: the Telegram API collector is not available in this installation"
-    reports = telegram.sync_source(backend, source, stop=stop, **settings.sync_options)
+def _run_sync(watcher: "Watcher", source: Source) -> tuple[int, str]:
+    from ..errors import SyncError
+    from . import telegram
+
+    live = watcher.live
+    if live is not None and live.client is not None:
+        try:
+            reports = live.run(telegram.sync_async(watcher.backend, [source.channel],
+                                                   telegram.SyncConfig(**watcher.settings.sync_options),
+                                                   client=live.client, stop=watcher.stop_event))
+        except SyncError as e:
+            return 0, e.message
+    else:
+        reports = telegram.sync_source(watcher.backend, source, stop=watcher.stop_event, **watcher.settings.sync_options)
     r = reports[0]
     return r.new + r.updated + getattr(r, "deleted", 0), r.error
 
@@ -125,6 +136,8 @@ class Watcher:
         self._sources_problem = ""
         self._lock_fd: int | None = None
         self._thread: threading.Thread | None = None
+        self.live = None                       # the LiveListener, while sync sources exist and it connects
+        self._live_tried = False
 
     # -- one watch per folder ---------------------------------------------------------------------
     def _acquire(self) -> None:
@@ -215,7 +228,7 @@ class Watcher:
             if fn is None:
                 posts, error = 0, f"{src.key}: no runner for kind {src.kind!r}"
             else:
-                posts, error = fn(self.backend, src, self.settings, self.stop_event)
+                posts, error = fn(self, src)
         except TgsearchError as e:
             posts, error = 0, e.message
         except Exception as e:  # noqa: BLE001 - one source failing must not end the watch
@@ -228,10 +241,34 @@ class Watcher:
             self.on_run(report)
         return report
 
+    def _follow_live(self) -> None:
+        """Connect for live events once there are sync sources (one try per process), and
+        listen to the sync sources of now."""
+        channels = [s.channel for s in self._sources if s.kind == "sync"]
+        if not self.settings.live or not channels:
+            if self.live is not None:
+                self.live.follow([])
+            return
+        if self.live is None and not self._live_tried:
+            from .watch_live import LiveListener
+
+            self._live_tried = True
+            listener = LiveListener(self.backend, on_problem=self.on_problem)
+            if listener.start():
+                self.live = listener
+        if self.live is not None:
+            try:
+                self.live.follow(channels)
+            except Exception as e:  # noqa: BLE001 - live events are a bonus: the scheduled syncs go on
+                if self.on_problem:
+                    self.on_problem(f"Telegram live events: {type(e).__name__}: {e}")
+
     def run_due(self) -> list[RunReport]:
         """One round: every due source once (stops early when asked to)."""
         reports = []
-        for src in self.due():
+        due = self.due()
+        self._follow_live()
+        for src in due:
             if self.stop_event.is_set():
                 break
             reports.append(self.run_source(src))
@@ -248,6 +285,9 @@ class Watcher:
                     break
                 self.stop_event.wait(min(self.settings.tick, max(self.next_due_in(), 0.05)))
         finally:
+            if self.live is not None:
+                self.live.stop()
+                self.live = None
             self._release()
 
     # -- in a thread (serve --watch) ----------------------------------------------------------------
