@@ -90,7 +90,12 @@ class Fingerprint:
 
 
 def fingerprint(analyzer, text: str) -> Fingerprint:
-    ws = words(analyzer, text)
+    return fingerprint_of(analyzer.exact_terms(text))
+
+
+def fingerprint_of(exact_terms: list[str]) -> Fingerprint:
+    """The fingerprint from a text's exact terms (when the caller has them already)."""
+    ws = [w for w in exact_terms if not _SKIP.match(w)]
     return Fingerprint(shingle_set(ws), len(ws), zlib.crc32(" ".join(ws).encode("utf-8")))
 
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..search.stopwords import STOP_LEMMAS
-from .copies import CopyIndex, Fingerprint, fingerprint
+from .copies import CopyIndex, Fingerprint, fingerprint_of
 
 TOP_TERMS = 40             # lemmas kept per post (by TF-IDF weight)
 QUERY_TERMS = 10           # of which the heaviest find candidates
@@ -122,7 +122,7 @@ class StoryClusterer:
         self.vocab: dict[str, int] = {}
         self.df: dict[int, int] = defaultdict(int)
         self.n_docs = 0
-        self.postings: dict[int, list[str]] = defaultdict(list)
+        self.postings: dict[int, list[tuple[str, float]]] = defaultdict(list)   # lemma -> (post, weight)
         self.posts: dict[str, Features] = {}
         self.story_of: dict[str, int] = {}
         self.copy_of: dict[str, str | None] = {}
@@ -134,8 +134,9 @@ class StoryClusterer:
     def features(self, post, entity_keys=None) -> Features:
         """A post's features; its lemmas also count towards the document frequencies."""
         text = post.text if not post.title or post.text.startswith(post.title) else f"{post.title}\n{post.text}"
+        lemmas, exact = self.analyzer.terms(text)
         counts: dict[int, int] = defaultdict(int)
-        for lemma in self.analyzer.index_terms(text):
+        for lemma in lemmas:
             if lemma in STOP_LEMMAS or len(lemma) < 2 or not _WORDY.search(lemma):
                 continue
             tid = self.vocab.get(lemma)
@@ -153,7 +154,7 @@ class StoryClusterer:
         if entity_keys is None and self.entities is not None:
             entity_keys = self.entities(text)
         date = post.date.timestamp() if post.date is not None else None
-        return Features(post.id, post.channel, date, fingerprint(self.analyzer, text),
+        return Features(post.id, post.channel, date, fingerprint_of(exact),
                         np.array([t for _, t in weighted], dtype=np.int32), weights / norm,
                         frozenset(entity_keys or ()), numbers_of(text), post.forwarded_from or "")
 
@@ -172,21 +173,27 @@ class StoryClusterer:
         return min(ids, key=key)
 
     def candidates(self, f: Features) -> list[tuple[str, float]]:
-        """(post id, TF-IDF cosine) of the posts near in time sharing a heavy lemma, best first."""
-        seen: set[str] = set()
-        scored = []
-        for tid in f.terms[:QUERY_TERMS]:
-            posting = self.postings.get(int(tid), ())
-            for pid in posting[-MAX_POSTING_SCAN:]:
-                if pid in seen or pid == f.id:
-                    continue
-                seen.add(pid)
-                g = self.posts.get(pid)
-                if g is None or f.date is None or g.date is None or abs(f.date - g.date) > WINDOW:
-                    continue
-                c = self.cosine(f, g)
-                if c >= 0.12:
-                    scored.append((pid, c))
+        """(post id, TF-IDF cosine) of the posts near in time sharing a heavy lemma, best first.
+
+        Term at a time over the heaviest lemmas' postings (the newest `MAX_POSTING_SCAN` of each)
+        gives a partial dot product; the best of those get the exact cosine."""
+        acc: dict[str, float] = defaultdict(float)
+        for tid, wq in zip(f.terms[:QUERY_TERMS].tolist(), f.weights[:QUERY_TERMS].tolist()):
+            for pid, w in self.postings.get(tid, ())[-MAX_POSTING_SCAN:]:
+                acc[pid] += wq * w
+        acc.pop(f.id, None)
+        if f.date is None:
+            return []
+        near = []
+        for pid, partial in sorted(acc.items(), key=lambda x: -x[1]):
+            g = self.posts.get(pid)
+            if g is None or g.date is None or abs(f.date - g.date) > WINDOW:
+                continue
+            near.append(pid)
+            if len(near) >= 3 * MAX_CANDIDATES:
+                break
+        scored = [(pid, self.cosine(f, self.posts[pid])) for pid in near]
+        scored = [x for x in scored if x[1] >= 0.12]
         scored.sort(key=lambda x: (-x[1], x[0]))
         return scored[:MAX_CANDIDATES]
 
@@ -247,8 +254,8 @@ class StoryClusterer:
     def _add(self, f: Features) -> None:
         self.posts[f.id] = f
         self.copies.add(f.id, f.fp)
-        for tid in f.terms:
-            self.postings[int(tid)].append(f.id)
+        for tid, w in zip(f.terms.tolist(), f.weights.tolist()):
+            self.postings[tid].append((f.id, w))
 
     def forget(self, post_id: str) -> list[str]:
         """Take a post out (edited or deleted). Returns the posts whose `copy_of` changed."""
@@ -256,13 +263,10 @@ class StoryClusterer:
         if f is None:
             return []
         self.copies.remove(post_id)
-        for tid in f.terms:
-            posting = self.postings.get(int(tid))
+        for tid in f.terms.tolist():
+            posting = self.postings.get(tid)
             if posting is not None:
-                try:
-                    posting.remove(post_id)
-                except ValueError:
-                    pass
+                self.postings[tid] = [e for e in posting if e[0] != post_id]
         story = self.story_of.pop(post_id, None)
         if story is not None and story in self.stories:
             members = self.stories[story].members
