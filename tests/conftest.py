@@ -12,6 +12,7 @@ SHARED = Path(os.environ.get("TGSEARCH_SHARED", REPO.parent / "shared"))
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 # No background vector filler processes from tests unless a test asks for one (tests/test_fusion.py).
 os.environ.setdefault("TGSEARCH_VECTORS", "off")
+os.environ.setdefault("TGSEARCH_STORIES", "off")   # tests that want stories ask for them
 
 
 def shared_path(*parts: str) -> Path:

@@ -82,6 +82,10 @@ class EmbeddedBackend:
         self.folder = None if read_only else DataFolder(self.root)
         # vectors: process | thread | sync | off (env TGSEARCH_VECTORS); see index/vector_service.py
         self.vectors = VectorService(self.store, vectors, read_only=read_only, folder=self.folder)
+        from .index.story_service import StoryService
+
+        # stories, copies, entities: process | sync | off (env TGSEARCH_STORIES); index/story_service.py
+        self.stories = StoryService(self.store, self._story_analyzer, read_only=read_only)
         self.worker = None
         if worker:
             from .worker import Worker
@@ -98,6 +102,13 @@ class EmbeddedBackend:
                         on_file=on_file, on_posts=on_posts)
         self.after_write()
         return report
+
+    def _story_analyzer(self):
+        if self._analyzer is not None:
+            return self._analyzer
+        from .analyze.analyzer import default_analyzer
+
+        return default_analyzer()
 
     def _writable(self) -> None:
         if self.read_only:
@@ -134,6 +145,7 @@ class EmbeddedBackend:
                     raise
                 time.sleep(0.2)
         self.vectors.after_write()
+        self.stories.after_write()
 
     # -- search (lexical index and engine) ---------------------------------------------------
     @property
@@ -163,6 +175,8 @@ class EmbeddedBackend:
             from .search.semantic import attach
 
             attach(self._engine, self.vectors)
+            if self.stories.mode != "off" or self.stories.index.path.exists():
+                self._engine.stories = self.stories.index
         return self._engine
 
     def search(self, req):
@@ -197,6 +211,78 @@ class EmbeddedBackend:
         """id -> {"articles": ids of the live articles the post links to, "cited_by": ids of the
         live posts citing it (an article)} for a batch of ids, in a few queries (exports)."""
         return self.store.citations(list(ids))
+
+    def export_fields(self, ids: list[str]) -> dict[str, dict]:
+        """id -> the derived export fields of a batch of posts: `citations` plus "story",
+        "copy_of" and "entities" (when stories are built)."""
+        ids = list(ids)
+        out = self.store.citations(ids)
+        index = self.stories.index
+        placed, ents = index.placements(ids), index.entities_of(ids)
+        for pid in ids:
+            p = placed.get(pid) or {}
+            out[pid].update(story=p.get("story"), copy_of=p.get("copy_of"), entities=ents.get(pid, []))
+        return out
+
+    def story(self, story_id: int) -> dict:
+        """A story: its row, its posts in time order (each with its delay after the first post and,
+        for a copy, after its original), channels in the order they carried it, and entities.
+        NotFoundError when unknown."""
+        from .errors import NotFoundError
+
+        index = self.stories.index
+        s = index.story(int(story_id))
+        if s is None:
+            raise NotFoundError(f"no story {story_id}")
+        ids = [p["id"] for p in s["posts"]]
+        posts = self.store.get_many(ids)
+        first = posts.get(s["first_post"])
+        t0 = first.date if first and first.date else None
+        out_posts, channels = [], {}
+        for row in s["posts"]:
+            post = posts.get(row["id"])
+            if post is None or post.deleted:
+                continue
+            original = posts.get(row["copy_of"]) if row["copy_of"] else None
+            delay = (post.date - t0).total_seconds() if t0 and post.date else None
+            copy_delay = (post.date - original.date).total_seconds() if original and original.date and post.date else None
+            out_posts.append({"post": post, "copy_of": row["copy_of"], "delay_seconds": delay,
+                              "copy_delay_seconds": copy_delay, "score": row["score"], "matched": row["matched"]})
+            ch = channels.setdefault(post.channel, {"channel": post.channel, "title": post.channel_title or post.channel,
+                                                    "first": post.date, "posts": 0, "copies": 0})
+            ch["posts"] += 1
+            ch["copies"] += bool(row["copy_of"])
+        entity_counts: dict[tuple, int] = {}
+        for ents in index.entities_of(ids).values():
+            for e in ents:
+                key = (e["type"], e["name"])
+                entity_counts[key] = entity_counts.get(key, 0) + 1
+        title_post = posts.get(s["title_post"]) or first
+        return {**s, "title": (title_post.title or title_post.text[:140]) if title_post else "",
+                "posts": out_posts, "channels_list": list(channels.values()),
+                "entities": [{"type": t, "name": n, "posts": c} for (t, n), c in
+                             sorted(entity_counts.items(), key=lambda x: (-x[1], x[0]))]}
+
+    def stories_search(self, req, limit: int = 20, offset: int = 0) -> dict:
+        """Stories with a post matching a search, newest activity first: {"total", "stories"}."""
+        from dataclasses import replace
+
+        engine = self.engine
+        if engine.stories is None:
+            return {"total": 0, "stories": []}
+        groups, _ = engine.grouped(engine.plan(replace(req, group="story", facets=False)))
+        matching = {g.story: g.matching for g in groups if g.story is not None}
+        rows = self.stories.index.story_rows(list(matching))
+        rows.sort(key=lambda r: (r["last_date"] or "", r["id"]), reverse=True)
+        page = rows[offset:offset + limit]
+        heads = self.store.get_many([r["title_post"] for r in page] + [r["first_post"] for r in page])
+        for r in page:
+            t = heads.get(r["title_post"])
+            r["title"] = (t.title or t.text[:140]) if t else ""
+            f = heads.get(r["first_post"])
+            r["first_channel"] = f.channel if f else ""
+            r["matching"] = matching.get(r["id"], 0)
+        return {"total": len(rows), "stories": page}
 
     def sources(self) -> list[dict]:
         """Each entry of the sources file (`<db>/sources.toml`, collect/sources.py) with its last
@@ -307,6 +393,7 @@ class EmbeddedBackend:
         data["index"] = {"indexed": index.count(), "hwm": hwm, "store_version": top, "behind": max(0, top - hwm),
                          "analyzer": f"{index.analyzer.name} {index.analyzer.version}"}
         data["vectors"] = self.vectors.status()
+        data["stories"] = self.stories.status()
         if self.worker is not None:
             data["worker"] = self.worker.status()
         return data
@@ -316,6 +403,7 @@ class EmbeddedBackend:
         if self.worker is not None:
             self.worker.stop()
         self.vectors.close()
+        self.stories.close()
         self.store.close()
         if self.folder is not None:
             self.folder.close()

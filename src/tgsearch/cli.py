@@ -127,7 +127,7 @@ def export(db, fmt, output, query, mode, sort, channels, since, until, include_d
     stream = sys.stdout if output == "-" else open(output, "w", encoding="utf-8", newline="")
     try:
         writer = write_csv if fmt == "csv" else write_jsonl
-        n = writer(posts, stream, getattr(backend, "citations", None))
+        n = writer(posts, stream, getattr(backend, "export_fields", None))
     finally:
         if stream is not sys.stdout:
             stream.close()

@@ -1,6 +1,8 @@
-"""Export posts as JSON Lines or CSV with every field of the Post record, plus the citation
-fields `articles` (ids of the fetched articles a post links to) and `cited_by` (ids of the posts
-citing an article), computed per batch of posts so the export stays streamed."""
+"""Export posts as JSON Lines or CSV with every field of the Post record, plus the derived fields
+`articles` (ids of the fetched articles a post links to), `cited_by` (ids of the posts citing an
+article), `story` (its story's id), `copy_of` (the post it repeats: its first poster) and
+`entities` ([{"type": "person"|"org"|"place", "name"}]), computed per batch of posts so the export
+stays streamed (`Backend.export_fields`)."""
 
 from __future__ import annotations
 
@@ -14,15 +16,18 @@ from .post import FIELD_NAMES, Post
 
 FORMATS = ("jsonl", "csv")
 CITATION_FIELDS = ("articles", "cited_by")
-EXPORT_FIELDS = tuple(FIELD_NAMES) + CITATION_FIELDS
+DERIVED_FIELDS = CITATION_FIELDS + ("story", "copy_of", "entities")
+_EMPTY = {"articles": list, "cited_by": list, "story": lambda: None, "copy_of": lambda: None, "entities": list}
+EXPORT_FIELDS = tuple(FIELD_NAMES) + DERIVED_FIELDS
 BATCH = 500
 
-# ids -> {id: {"articles": [...], "cited_by": [...]}} (Backend.citations); None: no citation data
+# ids -> {id: {"articles": [...], "cited_by": [...], "story", "copy_of", "entities"}}
+# (Backend.export_fields); None: no derived data
 Citations = Callable[[list[str]], dict] | None
 
 
 def _rows(posts: Iterable[Post], citations: Citations) -> Iterator[dict]:
-    """Each post's fields plus `articles` and `cited_by`, looked up once per batch of posts."""
+    """Each post's fields plus the derived ones, looked up once per batch of posts."""
     posts = iter(posts)
     while True:
         batch = list(islice(posts, BATCH))
@@ -31,9 +36,10 @@ def _rows(posts: Iterable[Post], citations: Citations) -> Iterator[dict]:
         found = citations([p.id for p in batch]) if citations is not None else {}
         for post in batch:
             d = post.to_dict()
-            cites = found.get(post.id) or {}
-            for name in CITATION_FIELDS:
-                d[name] = list(cites.get(name) or [])
+            extra = found.get(post.id) or {}
+            for name in DERIVED_FIELDS:
+                value = extra.get(name)
+                d[name] = _EMPTY[name]() if value is None else (list(value) if isinstance(value, (list, tuple)) else value)
             yield d
 
 

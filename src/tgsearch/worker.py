@@ -33,6 +33,7 @@ class Worker:
         self.backend = backend
         self.interval = interval
         self.vectors = vectors and backend.vectors.mode != "off"
+        self.stories = backend.stories.mode != "off"
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._interrupt = threading.Event()   # a write is waiting: the vector fill yields after its batch
@@ -134,6 +135,13 @@ class Worker:
                 if filled and (self._graph_saved_at is None or now - self._graph_saved_at >= GRAPH_SAVE_EVERY):
                     backend.vectors.save_graph()   # not after every small write: a big graph is slow to save
                     self._graph_saved_at = now
+            except Exception as e:  # noqa: BLE001 - as above
+                with self._done:
+                    self.error = e
+        if self.stories and error is None and not self._stop.is_set():
+            try:
+                # stories, copies, entities: a batch at a time, yielding to the next write
+                backend.stories.catch_up(stop=self._interrupt)
             except Exception as e:  # noqa: BLE001 - as above
                 with self._done:
                     self.error = e

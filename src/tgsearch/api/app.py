@@ -105,14 +105,18 @@ def create_app(backend, token: str | None = None, *, allowed_hosts: Iterable[str
         publication: str | None = Param(None),
         facets: bool = Param(False, description="Add channel/publication/month facets and a timeline"),
         interval: str = Param("auto", description="Timeline bucket: auto | day | week | month"),
+        group: str = Param("story", description="story: one hit per story (its best-ranked post; `total` counts "
+                                                "stories, `total_posts` posts) | none: every post"),
     ):
         if kind and kind not in ("post", "article"):
             raise QueryError(f"kind must be post or article, not {kind!r}", q)
         if interval not in ("auto", "day", "week", "month"):
             raise QueryError(f"interval must be auto, day, week or month, not {interval!r}", q)
+        if group not in ("story", "none"):
+            raise QueryError(f"group must be story or none, not {group!r}", q)
         req = SearchRequest(q=q, limit=limit, offset=offset, sort=sort, mode=mode, channels=tuple(channel),
                             since=_day(since, "since"), until=_day(until, "until", end=True), kind=kind,
-                            publication=publication, facets=facets, interval=interval)
+                            publication=publication, facets=facets, interval=interval, group=group)
         return backend.search(req).to_dict()
 
     @app.get("/api/posts/{post_id:path}/similar", summary="Posts closest in meaning to a post (vector index)")
@@ -122,6 +126,26 @@ def create_app(backend, token: str | None = None, *, allowed_hosts: Iterable[str
     @app.get("/api/posts/{post_id:path}", summary="One post with every field")
     def post(post_id: str):
         return backend.get(post_id).to_dict()
+
+    @app.get("/api/stories", summary="Stories with a post matching a search, newest activity first")
+    def stories(
+        q: str = Param("", description="Query (the search's language); empty: every story"),
+        since: str | None = Param(None, description="From this day (YYYY-MM-DD), inclusive"),
+        until: str | None = Param(None, description="Up to this day (YYYY-MM-DD), inclusive"),
+        channel: list[str] = Param([], description="Channel slug or title (repeatable, OR-ed)"),
+        mode: str = Param("hybrid", description="hybrid | lexical | semantic"),
+        limit: int = Param(20, ge=0, le=MAX_LIMIT),
+        offset: int = Param(0, ge=0, le=MAX_OFFSET),
+    ):
+        req = SearchRequest(q=q, mode=mode, channels=tuple(channel), since=_day(since, "since"),
+                            until=_day(until, "until", end=True), sort="relevance" if q else "date")
+        return backend.stories_search(req, limit=limit, offset=offset)
+
+    @app.get("/api/stories/{story_id}", summary="A story: its posts in time order, first poster, copies, channels")
+    def story(story_id: int):
+        s = backend.story(story_id)
+        return json.loads(json.dumps({**s, "posts": [{**p, "post": p["post"].to_dict()} for p in s["posts"]],
+                                      "channels_list": s["channels_list"]}, ensure_ascii=False, default=str))
 
     @app.get("/api/stats", summary="Counts: posts, channels, dates, files, index state")
     def stats():

@@ -278,6 +278,18 @@ class StoryIndex:
         return {"id": row[0], "title_post": row[1], "first_post": row[2], "size": row[3], "channels": row[4],
                 "first_date": row[5], "last_date": row[6], "posts": posts}
 
+    def story_rows(self, ids: list[int]) -> list[dict]:
+        out = []
+        if self.conn is None:
+            return out
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self.conn.execute("SELECT id, title_post, first_post, size, channels, first_date, last_date "
+                                         f"FROM stories WHERE id IN ({marks})", chunk):
+                out.append(dict(zip(("id", "title_post", "first_post", "size", "channels", "first_date", "last_date"), row)))
+        return out
+
     def status(self, store) -> dict:
         if self.conn is None:
             return {"complete": False, "stories": 0, "posts": 0, "behind": store.count(), "built_by": None}

@@ -22,6 +22,7 @@ from ..index.lexical import LexicalIndex
 from ..post import iso
 from ..store import Store
 from .fusion import fuse
+from .grouping import GroupCache, group
 from .lexical import Filters, Highlight, LexicalRetriever, Weights
 from .query import Query, parse
 from .snippet import Highlighter
@@ -73,6 +74,8 @@ class Engine:
         self._names: dict[str, dict[str, list[str]]] = {}
         self._titles: dict[str, str] = {}
         self._names_version = -1
+        self.stories = None        # set by the backend: .placements(ids) -> {id: {...}}, .hwm()
+        self._groups = GroupCache()
 
     def add_retriever(self, retriever) -> None:
         self.retrievers[retriever.name] = retriever
@@ -105,14 +108,47 @@ class Engine:
         plan = self.plan(req)
         limit = max(0, min(int(req.limit), MAX_LIMIT))
         offset = max(0, min(int(req.offset), MAX_OFFSET))
-        page, total = self.ranked(plan, offset, offset + limit)
+        grouped = req.group == "story" and self.stories is not None
+        if grouped:
+            groups, total_posts = self.grouped(plan)
+            chosen = groups[offset:offset + limit]
+            page, total = [g.item for g in chosen], len(groups)
+        else:
+            page, total = self.ranked(plan, offset, offset + limit)
+            total_posts = total
         hits = self.hits(page, plan.highlight, plan.spans)
+        self.mark_stories(hits, {g.item[0]: g.matching for g in chosen} if grouped else {})
         result = SearchResult(query=req.q, total=total, took_ms=0.0, hits=hits, mode=req.mode,
-                              limit=limit, offset=offset, notice="; ".join(plan.query.notices))
+                              limit=limit, offset=offset, notice="; ".join(plan.query.notices),
+                              group="story" if grouped else "none", total_posts=total_posts)
         if req.facets:
             result.facets, result.timeline, result.interval = self.facets(plan.searcher, plan.counted, req.interval)
         result.took_ms = (time.perf_counter() - started) * 1000
         return result
+
+    def grouped(self, plan: "_Plan") -> tuple[list, int]:
+        """(the whole result set folded by story, the number of posts in it), cached briefly."""
+        req = plan.req
+        key = (req.q, req.mode, req.sort, req.channels, req.since, req.until, req.kind, req.publication,
+               self.index.hwm(), self.stories.hwm(), len(self.retrievers))
+        hit = self._groups.get(key)
+        if hit is None:
+            full, total_posts = self.ranked(plan, 0, None)
+            hit = (group(full, self.stories.placements([pid for pid, _, _ in full])), total_posts)
+            self._groups.put(key, hit)
+        return hit
+
+    def mark_stories(self, hits: list[Hit], matching: dict[str, int]) -> None:
+        """Fill the hits' story fields (when stories are known)."""
+        if self.stories is None or not hits:
+            return
+        placed = self.stories.placements([h.id for h in hits])
+        for h in hits:
+            p = placed.get(h.id)
+            if p:
+                h.story, h.story_size, h.story_channels = p["story"], p["story_size"], p["story_channels"]
+                h.copy_of = p["copy_of"]
+            h.story_matching = matching.get(h.id, 1)
 
     def iter_ids(self, req: SearchRequest, batch: int = 1000) -> tuple[int, Iterator[list[str]]]:
         """(total, batches of post ids): every result of a search, in its order, for export."""

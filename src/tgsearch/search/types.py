@@ -27,6 +27,7 @@ class SearchRequest:
     publication: str | None = None
     facets: bool = False             # fill SearchResult.facets and .timeline
     interval: str = "auto"           # timeline bucket: auto | day | week | month
+    group: str = "story"             # story: one hit per story (its best-ranked post) | none: every post
 
 
 @dataclass
@@ -47,6 +48,11 @@ class Hit:
     forwarded_from: str = ""
     views: int | None = None
     retrievers: list[str] = field(default_factory=list)   # which retrievers found it: lexical, semantic
+    story: int | None = None         # its story (None: not placed yet)
+    story_size: int = 1              # posts in the story
+    story_channels: int = 1          # channels that carried it
+    story_matching: int = 1          # grouped results: the story's posts in this result set
+    copy_of: str | None = None       # the post it repeats (its first poster), if a copy
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -65,6 +71,8 @@ class SearchResult:
     timeline: list[dict] = field(default_factory=list)            # [{"start": "2025-05-01", "end": "2025-05-07", "count": 3}]
     interval: str = ""
     notice: str = ""          # how a malformed query was read ("the quote at 5 is never closed: …")
+    group: str = "none"       # what `total` and the hits count: story (one per story) | none (posts)
+    total_posts: int = 0      # posts matching (facets and the timeline count these)
 
     def to_dict(self) -> dict:
         return {
@@ -79,4 +87,6 @@ class SearchResult:
             "timeline": self.timeline,
             "interval": self.interval,
             "notice": self.notice,
+            "group": self.group,
+            "total_posts": self.total_posts,
         }

@@ -76,6 +76,7 @@ class SearchState:
     kind: str = ""
     publication: str = ""
     interval: str = "auto"
+    group: str = "story"
     page: int = 1
     errors: tuple[str, ...] = field(default=(), compare=False)
 
@@ -130,6 +131,7 @@ class SearchState:
             kind=pick("kind", KINDS, ""),
             publication=one("publication"),
             interval=pick("interval", INTERVALS, "auto"),
+            group=pick("group", ("story", "none"), "story"),
             page=page,
             errors=tuple(errors),
         )
@@ -154,6 +156,8 @@ class SearchState:
             out.append(("publication", self.publication))
         if self.interval != "auto":
             out.append(("interval", self.interval))
+        if self.group != "story":
+            out.append(("group", self.group))
         if self.page != 1:
             out.append(("page", str(self.page)))
         return out
@@ -172,7 +176,7 @@ class SearchState:
         return self.url(channels=self.channels + (channel,))
 
     def export_url(self, fmt: str) -> str:
-        params = [(k, v) for k, v in replace(self, page=1).params() if k != "interval"]
+        params = [(k, v) for k, v in replace(self, page=1).params() if k not in ("interval", "group")]
         params.append(("format", fmt))
         return "/api/export?" + urlencode(params)
 
@@ -197,6 +201,7 @@ class SearchState:
             publication=self.publication or None,
             facets=facets,
             interval=self.interval,
+            group=self.group,
         )
 
 
@@ -306,6 +311,23 @@ def safe_url(value: str | None) -> str:
 
 def post_path(post_id: str) -> str:
     return "/posts/" + quote(post_id, safe="")
+
+
+def fmt_delay(seconds: float) -> str:
+    """A delay after the first post: "0 min", "+12 min", "+3 h 5 min", "+2 d 4 h"."""
+    s = int(round(seconds))
+    sign = "-" if s < 0 else "+"
+    s = abs(s)
+    if s < 60:
+        return "0 min" if s == 0 else f"{sign}{s} s"
+    m = s // 60
+    if m < 60:
+        return f"{sign}{m} min"
+    h, m = divmod(m, 60)
+    if h < 48:
+        return f"{sign}{h} h {m} min" if m else f"{sign}{h} h"
+    d, h = divmod(h, 24)
+    return f"{sign}{d} d {h} h" if h else f"{sign}{d} d"
 
 
 def fmt_date(value: Any, with_time: bool = True) -> str:
@@ -444,7 +466,7 @@ def _environment() -> Environment:
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=True,
                       trim_blocks=True, lstrip_blocks=True)
     env.filters.update(safe_snippet=safe_snippet, drop_lead=drop_lead, mark_title=mark_title, safe_url=safe_url, post_path=post_path,
-                       fmt_date=fmt_date, fmt_count=fmt_count, linkify=linkify, excerpt=excerpt)
+                       fmt_date=fmt_date, fmt_count=fmt_count, linkify=linkify, excerpt=excerpt, fmt_delay=fmt_delay)
     env.globals.update(version=__version__, MODES=MODES, SORTS=SORTS, KINDS=KINDS, INTERVALS=INTERVALS,
                        MODE_LABELS=MODE_LABELS, SORT_LABELS=SORT_LABELS, KIND_LABELS=KIND_LABELS,
                        PAGE_SIZE=PAGE_SIZE)
@@ -632,12 +654,29 @@ class WebUI:
                 cited_by = [{"post": p, "snippet": excerpt(p.text, 199)} for p in self.backend.citing_posts(post.id)]
         except TgsearchError:
             pass
+        placed, entities = {}, []
+        fields = getattr(self.backend, "export_fields", None)
+        if fields is not None:
+            try:
+                extra = fields([post.id]).get(post.id) or {}
+                if extra.get("story") is not None:
+                    placed = {"story": extra["story"], "copy_of": extra.get("copy_of")}
+                entities = extra.get("entities") or []
+            except TgsearchError:
+                pass
         return self.render(request, "post.html", post=post, back=back, stitched=stitched,
-                           articles=articles, cited_by=cited_by,
+                           articles=articles, cited_by=cited_by, placed=placed, entities=entities,
                            body=body_without_title(post.text, post.title),
                            has_similar=hasattr(self.backend, "similar"), similar=similar,
                            similar_error=similar_error,
                            channel_url=SearchState(channels=(post.channel,), sort="date").url())
+
+    def story_page(self, request: Request, story_id: int) -> HTMLResponse:
+        try:
+            story = self.backend.story(story_id)
+        except (NotFoundError, AttributeError):
+            return self.error_page(request, 404, "Story not found", f"There is no story {story_id}.")
+        return self.render(request, "story.html", story=story)
 
     def channels_page(self, request: Request) -> HTMLResponse:
         stats = self.backend.stats()
@@ -667,7 +706,7 @@ class WebUI:
             "x-export-count": str(total),
             "cache-control": "no-store",
         }
-        return StreamingResponse(iter_chunks(posts, fmt, getattr(self.backend, "citations", None)), media_type=media, headers=headers)
+        return StreamingResponse(iter_chunks(posts, fmt, getattr(self.backend, "export_fields", None)), media_type=media, headers=headers)
 
 
 def pagination(state: SearchState, total: int) -> list[dict]:
@@ -703,6 +742,10 @@ def mount(app: FastAPI, backend, token: str | None = None) -> WebUI:
     @app.get("/posts/{post_id:path}", response_class=HTMLResponse, include_in_schema=False)
     def post_page(request: Request, post_id: str):
         return ui.post(request, post_id)
+
+    @app.get("/stories/{story_id}", response_class=HTMLResponse, include_in_schema=False)
+    def story_page(request: Request, story_id: int):
+        return ui.story_page(request, story_id)
 
     @app.get("/channels", response_class=HTMLResponse, include_in_schema=False)
     def channels_page(request: Request):

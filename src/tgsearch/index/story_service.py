@@ -1,0 +1,163 @@
+"""Who places new posts in stories (index/stories.py), as the backend sees it.
+
+`mode` (env ``TGSEARCH_STORIES``): ``process`` (default) -- after a write, a detached
+``python -m tgsearch.index.story_service --db DIR`` process catches the stories up, so `ingest`
+returns at once and stories complete in the background, even after the CLI exits; ``sync`` --
+before the write returns; ``off`` -- not at all. A backend with a background worker (`serve`,
+`watch`) catches up in that worker instead. One writer at a time: `<db>/analysis.lock` (an
+advisory lock; the kernel drops it with its process); a writer that finds it taken leaves the
+work to the holder (which loops until nothing is behind).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..errors import StoreError, TgsearchError
+from .stories import StoryIndex
+
+MODES = ("process", "sync", "off")
+LOCK = "analysis.lock"
+
+
+@contextmanager
+def writer_lock(root: Path, *, wait: bool = False):
+    """Yield True holding the folder's stories writer lock, False when another process has it."""
+    fd = os.open(Path(root) / LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def default_entities():
+    """(callable, model name) of the entity extractor when natasha is installed, else (None, '')."""
+    try:
+        from ..analyze import entities as ner
+    except ImportError:
+        return None, ""
+    fn = getattr(ner, "extract_keys", None)
+    return (fn, getattr(ner, "MODEL", "natasha")) if fn else (None, "")
+
+
+class StoryService:
+    def __init__(self, store, analyzer_fn, mode: str | None = None, *, read_only: bool = False):
+        self.store = store
+        self.root = Path(store.root)
+        self._analyzer_fn = analyzer_fn
+        self.read_only = read_only
+        self.mode = "off" if read_only else (mode or os.environ.get("TGSEARCH_STORIES") or "process").lower()
+        if self.mode not in MODES:
+            raise StoreError(f"TGSEARCH_STORIES={self.mode!r}: choose one of {', '.join(MODES)}")
+        self._index: StoryIndex | None = None
+        self._proc = None
+        self._lock = threading.Lock()
+
+    @property
+    def index(self) -> StoryIndex:
+        with self._lock:
+            if self._index is None:
+                fn, model = default_entities()
+                self._index = StoryIndex(self.root, self._analyzer_fn(), entities=fn, entity_model=model,
+                                         read_only=self.read_only)
+            return self._index
+
+    def catch_up(self, *, stop: threading.Event | None = None, on_progress=None) -> int | None:
+        """Catch up in this process if no other holds the writer lock (None: another does)."""
+        with writer_lock(self.root) as mine:
+            if not mine:
+                return None
+            return self.index.catch_up(self.store, on_progress=on_progress, stop=stop)
+
+    def rebuild(self, on_progress=None) -> int:
+        with writer_lock(self.root, wait=True):
+            return self.index.rebuild(self.store, on_progress=on_progress)
+
+    def after_write(self) -> None:
+        if self.mode == "off" or self.read_only:
+            return
+        if self.mode == "sync":
+            self.catch_up()
+            return
+        if self._proc is not None and self._proc.poll() is None:
+            return
+        if self.index.backlog(self.store) == 0:
+            return
+        import subprocess
+
+        log = open(self.root / "analysis.log", "ab")
+        try:
+            self._proc = subprocess.Popen([sys.executable, "-m", "tgsearch.index.story_service", "--db", str(self.root)],
+                                          stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+        finally:
+            log.close()
+
+    def status(self) -> dict:
+        return self.index.status(self.store)
+
+    def close(self) -> None:
+        if self._index is not None:
+            self._index.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tgsearch.index.story_service --db DIR``: catch the stories up, then exit (loops
+    while writes keep coming; stops when its data folder goes)."""
+    import argparse
+
+    from ..analyze.analyzer import default_analyzer
+    from ..store import Store
+    from .guard import DataFolder
+
+    parser = argparse.ArgumentParser(prog="python -m tgsearch.index.story_service")
+    parser.add_argument("--db", required=True)
+    args = parser.parse_args(argv)
+    try:
+        folder = DataFolder(args.db)
+        store = Store(args.db, create=False)
+    except TgsearchError as e:
+        print(f"error: {e.message}", file=sys.stderr, flush=True)
+        return 1
+    stop = threading.Event()
+
+    def watch_folder() -> None:
+        while not stop.wait(0.5):
+            if not folder.alive():
+                stop.set()
+
+    threading.Thread(target=watch_folder, daemon=True).start()
+    service = StoryService(store, default_analyzer, "sync")
+    started = time.perf_counter()
+    total = 0
+    try:
+        while not stop.is_set():
+            done = service.catch_up(stop=stop)
+            if done is None:      # another writer holds the lock: it finishes the work
+                break
+            total += done
+            if done == 0 or service.index.backlog(store) == 0:
+                break
+    finally:
+        stop.set()
+        service.close()
+        folder.close()
+    print(f"stories: placed {total} posts in {time.perf_counter() - started:.1f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
