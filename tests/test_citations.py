@@ -124,13 +124,13 @@ def test_post_without_citations_shows_neither_list(client):
 
 
 class _OldBackend:
-    """A custom backend from before citations: everything but articles_for/citing_posts/citations."""
+    """A custom backend from before citations: everything but articles_for/citing_posts/citations/export_fields."""
 
     def __init__(self, inner):
         self._inner = inner
 
     def __getattr__(self, name):
-        if name in ("articles_for", "citing_posts", "citations"):
+        if name in ("articles_for", "citing_posts", "citations", "export_fields"):
             raise AttributeError(name)
         return getattr(self._inner, name)
 
@@ -175,7 +175,7 @@ def test_api_export_jsonl_and_csv_carry_articles_and_cited_by(client):
     reader = csv.reader(io.StringIO(r.text))
     header = next(reader)
     # the existing columns in their order, the new ones at the end
-    assert header == list(FIELD_NAMES) + ["articles", "cited_by"] == list(EXPORT_FIELDS)
+    assert header == list(FIELD_NAMES) + ["articles", "cited_by", "story", "copy_of", "entities"] == list(EXPORT_FIELDS)
     table = {row["id"]: row for row in csv.DictReader(io.StringIO(r.text))}
     assert json.loads(table[CITING.id]["articles"]) == [ARTICLE.id, ARTICLE2.id]
     assert json.loads(table[ARTICLE.id]["cited_by"]) == [CITING.id, CITING_OLDER.id]
