@@ -8,7 +8,7 @@ A new post is placed in one step (`place`):
 1. a copy (near-verbatim repeat) of a post joins that post's story, and `copy_of` names the
    earliest-dated post of the copy group (its first poster);
 2. otherwise the candidates are the posts sharing one of its heaviest lemmas within `WINDOW`
-   of its date; each is scored by `Scorer` (a logistic combination of TF-IDF cosine, entity
+   of its date (an undated post: any date); each is scored by `Scorer` (a logistic combination of TF-IDF cosine, entity
    and number overlap, time distance and same-channel; `story_signals` measures each in bench/);
    the post joins the best candidate's story when the probability passes `threshold` and it
    also agrees with the story as a whole (mean probability over a few of its members), else it
@@ -87,7 +87,7 @@ class Scorer:
     def features(self, a: Features, b: Features, cosine: float) -> dict[str, float]:
         ent = _jaccard(a.entities, b.entities)
         num = _jaccard(a.numbers, b.numbers)
-        days = abs(a.date - b.date) / 86400.0 if a.date is not None and b.date is not None else 1.0
+        days = abs(a.date - b.date) / 86400.0 if a.date is not None and b.date is not None else 0.5   # unknown
         return {"cosine": cosine, "entities": ent,
                 "entity_miss": float(bool(a.entities) and bool(b.entities) and ent == 0.0),
                 "numbers": num, "number_miss": float(bool(a.numbers) and bool(b.numbers) and num == 0.0),
@@ -182,12 +182,10 @@ class StoryClusterer:
             for pid, w in self.postings.get(tid, ())[-MAX_POSTING_SCAN:]:
                 acc[pid] += wq * w
         acc.pop(f.id, None)
-        if f.date is None:
-            return []
         near = []
         for pid, partial in sorted(acc.items(), key=lambda x: -x[1]):
             g = self.posts.get(pid)
-            if g is None or g.date is None or abs(f.date - g.date) > WINDOW:
+            if g is None or (f.date is not None and g.date is not None and abs(f.date - g.date) > WINDOW):
                 continue
             near.append(pid)
             if len(near) >= 3 * MAX_CANDIDATES:

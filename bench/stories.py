@@ -1,0 +1,208 @@
+"""Stories and copies through the real pipeline: quality on labelled pairs, copies, speed.
+
+Run: .venv/bin/python -m bench.stories [--corpus-db DIR] [--json]
+
+1. Same-story pairs (`../shared/data/news-samestory-pairs-ru`, 195 pairs of Russian news texts
+   labelled same story / different story): every text of every pair becomes a post (title + text,
+   dated from the pair's position so the two texts of a pair are hours apart and different pairs
+   days apart), all in one data folder, ingested and placed in stories (index/stories.py). A pair is
+   predicted "same" when both posts end up in one story. Reported: precision/recall/F1 of "same",
+   of "different", and their macro-F1; pairs linked as copies and how many of them are labelled
+   different (must be 0).
+2. Copies: posts from the 22k corpus (`--corpus-db`, a data folder with it ingested; skipped
+   without one) are re-posted in other channels with the edits copy-paste channels make (emoji
+   lead, a "подписывайтесь" footer, another signature, one word changed), an hour later; reported:
+   the share linked as copies of their original (`copy_of`), and copies linked to any other post.
+3. Speed: placing every post of the corpus data folder from scratch (posts/s), restoring the state
+   in a new process, and placing one new post (median of 50) with the state warm.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("TGSEARCH_SHARED", REPO.parent / "shared"))
+PAIRS = SHARED / "data" / "news-samestory-pairs-ru"
+T0 = datetime(2020, 1, 6, 8, 0, tzinfo=timezone.utc)
+
+
+def load_pairs() -> list[dict]:
+    csv.field_size_limit(10**8)
+    out = []
+    for name in ("ru_honey_pool.tsv", "ru_train_pool.tsv"):
+        path = PAIRS / name
+        with path.open(encoding="utf-8", newline="") as f:
+            for row in csv.DictReader(f, delimiter="\t"):
+                label = (row.get("GOLDEN:quality") or "").strip()
+                if label not in ("OK", "BAD"):
+                    continue
+                out.append({"a": (row["INPUT:first_title"], row["INPUT:first_text"]),
+                            "b": (row["INPUT:second_title"], row["INPUT:second_text"]),
+                            "same": label == "OK", "pool": name.split("_")[1]})
+    return out
+
+
+def f1(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
+    p = tp / (tp + fp) if tp + fp else 0.0
+    r = tp / (tp + fn) if tp + fn else 0.0
+    return p, r, (2 * p * r / (p + r) if p + r else 0.0)
+
+
+def bench_pairs(pairs: list[dict]) -> dict:
+    from tgsearch.analyze.analyzer import default_analyzer
+    from tgsearch.index.stories import StoryIndex
+    from tgsearch.post import Post
+    from tgsearch.store import Store
+
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store(Path(tmp) / "db")
+        posts = []
+        for i, pair in enumerate(pairs):
+            day = T0 + timedelta(days=3 * i)        # pairs far apart; a pair's two texts 3 h apart
+            for side, hours in (("a", 0), ("b", 3)):
+                title, text = pair[side]
+                posts.append(Post(id=f"{side}{i}/1", channel=f"{side}{i}", title=title.strip(),
+                                  text=f"{title.strip()}\n\n{text.strip()}", date=day + timedelta(hours=hours)))
+        store.upsert(posts)
+        index = StoryIndex(store.root, default_analyzer())
+        t0 = time.perf_counter()
+        index.catch_up(store)
+        took = time.perf_counter() - t0
+        placed = index.placements([p.id for p in posts])
+        store.close()
+    tp = fp = fn = tn = 0
+    copies = copies_bad = 0
+    for i, pair in enumerate(pairs):
+        a, b = placed[f"a{i}/1"], placed[f"b{i}/1"]
+        same = a["story"] == b["story"]
+        tp += same and pair["same"]
+        fp += same and not pair["same"]
+        fn += (not same) and pair["same"]
+        tn += (not same) and not pair["same"]
+        if a["copy_of"] == f"b{i}/1" or b["copy_of"] == f"a{i}/1":
+            copies += 1
+            copies_bad += not pair["same"]
+    ps, rs, fs = f1(tp, fp, fn)
+    pd, rd, fd = f1(tn, fn, fp)
+    return {"pairs": len(pairs), "same": tp + fn, "different": tn + fp, "tp": tp, "fp": fp, "fn": fn, "tn": tn,
+            "same_precision": ps, "same_recall": rs, "same_f1": fs, "diff_precision": pd, "diff_recall": rd,
+            "diff_f1": fd, "macro_f1": (fs + fd) / 2, "copy_links": copies, "copy_links_on_different": copies_bad,
+            "seconds": took}
+
+
+EDITS = [
+    lambda t, r: "⚡️ " + t,
+    lambda t, r: t + "\n\nПодписывайтесь на наш канал 👉 @copy_news",
+    lambda t, r: t + "\n\n@other_channel | Прислать новость",
+    lambda t, r: "Срочно! " + t + " 🔥",
+]
+
+
+def one_word_changed(text: str, rng: random.Random) -> str:
+    words = text.split()
+    long_words = [i for i, w in enumerate(words) if len(w) > 5 and w.isalpha()]
+    if long_words:
+        words[rng.choice(long_words)] = "изменено"
+    return " ".join(words)
+
+
+def bench_copies(corpus_db: Path, n: int = 300) -> dict:
+    from tgsearch.analyze.analyzer import default_analyzer
+    from tgsearch.index.stories import StoryIndex
+    from tgsearch.store import Store
+
+    rng = random.Random(7)
+    with tempfile.TemporaryDirectory() as tmp:
+        shutil.copy(corpus_db / "store.sqlite", Path(tmp) / "store.sqlite")
+        store = Store(tmp, create=False)
+        live = [p for p in store.iter_posts() if p.date is not None and len(p.text.split()) >= 15]
+        originals = rng.sample(live, min(n, len(live)))
+        copies = []
+        for i, p in enumerate(originals):
+            text = EDITS[i % len(EDITS)](p.text, rng)
+            if i % 3 == 0:
+                text = one_word_changed(text, rng)
+            copies.append(p.evolve(id=f"copybench{i % 7}/{i}", channel=f"copybench{i % 7}", channel_title="",
+                                   text=text, date=p.date + timedelta(hours=1), forwarded_from="", views=None))
+        index = StoryIndex(store.root, default_analyzer())
+        t0 = time.perf_counter()
+        index.catch_up(store)                       # the corpus
+        corpus_s = time.perf_counter() - t0
+        n_corpus = len(live)
+        t1 = time.perf_counter()
+        index2 = StoryIndex(store.root, default_analyzer())
+        index2.clusterer(store)                     # a new process: state restored from the database
+        restore_s = time.perf_counter() - t1
+        lat = []
+        for c in copies[:50]:
+            store.upsert([c])
+            t = time.perf_counter()
+            index2.catch_up(store)
+            lat.append(time.perf_counter() - t)
+        store.upsert(copies[50:])
+        index2.catch_up(store)
+        placed = index2.placements([c.id for c in copies])
+        linked = sum(1 for c, o in zip(copies, originals) if (placed.get(c.id) or {}).get("copy_of") in
+                     {o.id, (index2.placements([o.id]).get(o.id) or {}).get("copy_of")})
+        wrong = sum(1 for c, o in zip(copies, originals)
+                    if (placed.get(c.id) or {}).get("copy_of") not in (None, o.id,
+                                                                      (index2.placements([o.id]).get(o.id) or {}).get("copy_of")))
+        status = index2.status(store)
+        store.close()
+    return {"copies": len(copies), "linked": linked, "linked_share": linked / len(copies), "linked_elsewhere": wrong,
+            "corpus_posts": status["posts"] - len(copies), "corpus_seconds": corpus_s,
+            "corpus_posts_per_s": status["posts"] / corpus_s if corpus_s else 0.0, "restore_seconds": restore_s,
+            "place_one_median_ms": statistics.median(lat) * 1000, "place_one_p95_ms": sorted(lat)[int(0.95 * len(lat))] * 1000,
+            "stories": status["stories"], "multi_post_stories": status["multi_post_stories"],
+            "corpus_copies": status["copies"] - linked, "n_live": n_corpus}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--corpus-db", type=Path, default=None, help="a data folder with the 22k corpus ingested")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    out: dict = {}
+    if PAIRS.exists():
+        pairs = load_pairs()
+        out["pairs"] = r = bench_pairs(pairs)
+        if not args.json:
+            print(f"same-story pairs ({r['pairs']}: {r['same']} same, {r['different']} different), all in one folder:")
+            print("| class | precision | recall | F1 |\n|---|---|---|---|")
+            print(f"| same story | {r['same_precision']:.3f} | {r['same_recall']:.3f} | {r['same_f1']:.3f} |")
+            print(f"| different | {r['diff_precision']:.3f} | {r['diff_recall']:.3f} | {r['diff_f1']:.3f} |")
+            print(f"macro-F1 {r['macro_f1']:.3f}; pairs linked as copies: {r['copy_links']}, of them labelled "
+                  f"different: {r['copy_links_on_different']}; placing {2 * r['pairs']} posts took {r['seconds']:.1f} s")
+    else:
+        print(f"skipped the pairs: {PAIRS} is absent")
+    if args.corpus_db and (args.corpus_db / "store.sqlite").exists():
+        out["copies"] = c = bench_copies(args.corpus_db)
+        if not args.json:
+            print(f"\ncopies: {c['linked']} of {c['copies']} re-posted copies linked to their original "
+                  f"({100 * c['linked_share']:.1f}%), {c['linked_elsewhere']} linked to another post")
+            print(f"corpus: {c['corpus_posts']} posts placed from scratch in {c['corpus_seconds']:.1f} s "
+                  f"({c['corpus_posts_per_s']:.0f} posts/s): {c['stories']} stories, {c['multi_post_stories']} with "
+                  f"more than one post, {c['corpus_copies']} copies among the corpus's own posts")
+            print(f"restore in a new process: {c['restore_seconds']:.1f} s; placing one new post: median "
+                  f"{c['place_one_median_ms']:.0f} ms, p95 {c['place_one_p95_ms']:.0f} ms")
+    elif args.corpus_db:
+        print(f"skipped copies and speed: no store in {args.corpus_db}")
+    if args.json:
+        print(json.dumps(out, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
