@@ -148,7 +148,7 @@ def stats(db, as_json):
     out.print(f"store: {data['db']}", highlight=False)
     out.print(f"posts: {data['posts']}  ({', '.join(f'{k}: {v}' for k, v in data['kinds'].items())})", highlight=False)
     out.print(f"dates: {data['first_date']} .. {data['last_date']}", highlight=False)
-    for key in ("index", "vectors"):
+    for key in ("index", "vectors", "stories"):
         if key in data:
             out.print(f"{key}: {data[key]}", highlight=False)
     table = Table("channel", "title", "posts", "first", "last")
@@ -329,7 +329,9 @@ def serve(db, host, port, token, allow_hosts, concurrency, queue, queue_wait, wa
 @db_option
 @click.option("--vectors", "vectors_model", default=None, metavar="MODEL",
               help="Instead: switch the embedding model and rebuild the vectors (use-multilingual-v3, e5-small-4bit, st:/path).")
-def reindex(db, vectors_model):
+@click.option("--stories", "stories", is_flag=True,
+              help="Instead: rebuild stories, copies and entities from scratch (a progress line per 500 posts).")
+def reindex(db, vectors_model, stories):
     """Rebuild the search index from the store (after an analyzer upgrade or index damage).
 
     The new index is built beside the live one, which keeps answering searches until it is swapped in."""
@@ -343,6 +345,18 @@ def reindex(db, vectors_model):
         took = time.perf_counter() - started
         out.print(f"vectors ({vectors_model}): {n} posts in {took:.1f} s ({n / max(took, 1e-9):.0f} posts/s)", highlight=False)
         backend.close()
+        return
+    if stories:
+        total = backend.store.count()
+        with Progress(TextColumn("stories"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err,
+                      transient=True, disable=not err.is_terminal) as bar:
+            task = bar.add_task("stories", total=total)
+            n = backend.stories.rebuild(on_progress=lambda done, hwm: bar.update(task, completed=min(done, total)))
+        took = time.perf_counter() - started
+        status = backend.stories.status()
+        backend.close()
+        out.print(f"stories: {n} posts placed in {took:.1f} s ({n / max(took, 1e-9):.0f} posts/s): "
+                  f"{status['stories']} stories, {status['copies']} copies", highlight=False)
         return
     n = backend.reindex()
     took = time.perf_counter() - started
