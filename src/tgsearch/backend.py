@@ -175,7 +175,9 @@ class EmbeddedBackend:
             from .search.semantic import attach
 
             attach(self._engine, self.vectors)
-            if self.stories.mode != "off" or self.stories.index.path.exists():
+            from .index.stories import FILE as STORIES_FILE
+
+            if self.stories.mode != "off" or (self.root / STORIES_FILE).exists():
                 self._engine.stories = self.stories.index
         return self._engine
 

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import StoreError, TgsearchError
-from .stories import StoryIndex
+from .stories import FILE, StoryIndex
 
 MODES = ("process", "sync", "off")
 LOCK = "analysis.lock"
@@ -69,23 +69,38 @@ class StoryService:
 
     @property
     def index(self) -> StoryIndex:
+        """The analysis database: read-only when this backend is, or when stories are off and the
+        folder has none (reading creates nothing)."""
         with self._lock:
             if self._index is None:
-                fn, model = default_entities()
-                self._index = StoryIndex(self.root, self._analyzer_fn(), entities=fn, entity_model=model,
-                                         read_only=self.read_only)
+                self._index = self._open(self.read_only or (self.mode == "off" and not (self.root / FILE).exists()))
             return self._index
+
+    def _open(self, read_only: bool) -> StoryIndex:
+        fn, model = default_entities()
+        return StoryIndex(self.root, self._analyzer_fn(), entities=fn, entity_model=model, read_only=read_only)
+
+    def _writable(self) -> StoryIndex:
+        if self.read_only:
+            raise StoreError(f"{self.root}: opened read-only; stories are written by ingest, serve, watch and reindex")
+        index = self.index
+        if index.read_only:
+            with self._lock:
+                self._index = index = self._open(False)
+        return index
 
     def catch_up(self, *, stop: threading.Event | None = None, on_progress=None) -> int | None:
         """Catch up in this process if no other holds the writer lock (None: another does)."""
+        index = self._writable()
         with writer_lock(self.root) as mine:
             if not mine:
                 return None
-            return self.index.catch_up(self.store, on_progress=on_progress, stop=stop)
+            return index.catch_up(self.store, on_progress=on_progress, stop=stop)
 
     def rebuild(self, on_progress=None) -> int:
+        index = self._writable()
         with writer_lock(self.root, wait=True):
-            return self.index.rebuild(self.store, on_progress=on_progress)
+            return index.rebuild(self.store, on_progress=on_progress)
 
     def after_write(self) -> None:
         if self.mode == "off" or self.read_only:

@@ -108,7 +108,7 @@ class Engine:
         plan = self.plan(req)
         limit = max(0, min(int(req.limit), MAX_LIMIT))
         offset = max(0, min(int(req.offset), MAX_OFFSET))
-        grouped = req.group == "story" and self.stories is not None
+        grouped = req.group == "story" and self.stories is not None and self.stories.hwm() > 0
         if grouped:
             groups, total_posts = self.grouped(plan)
             chosen = groups[offset:offset + limit]
@@ -130,7 +130,8 @@ class Engine:
         """(the whole result set folded by story, the number of posts in it), cached briefly."""
         req = plan.req
         key = (req.q, req.mode, req.sort, req.channels, req.since, req.until, req.kind, req.publication,
-               self.index.hwm(), self.stories.hwm(), len(self.retrievers))
+               self.index.hwm(), self.store.max_version(), self.stories.hwm(), tuple(self.retrievers),
+               FUSION_DEPTH, SEMANTIC_HEAD, SEMANTIC_RESULTS)
         hit = self._groups.get(key)
         if hit is None:
             full, total_posts = self.ranked(plan, 0, None)

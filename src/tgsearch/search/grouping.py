@@ -44,7 +44,7 @@ def group(ranked: list[tuple], placements: dict[str, dict]) -> list[Group]:
 class GroupCache:
     """A few recent grouped lists, keyed by the search and the indexes' marks."""
 
-    def __init__(self, size: int = 32, ttl: float = 30.0):
+    def __init__(self, size: int = 32, ttl: float = 10.0):
         self.size, self.ttl = size, ttl
         self._items: OrderedDict = OrderedDict()
         self._lock = threading.Lock()
