@@ -88,16 +88,21 @@ def f1s(pred: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 
 
 def best_threshold(scores: np.ndarray, y: np.ndarray, by: str = "macro") -> tuple[float, float, float]:
-    """(threshold, F1 same, macro-F1) maximising `by` over all cut points."""
-    best = (0.0, -1.0, -1.0)
+    """(threshold, F1 same, macro-F1) maximising `by` over all cut points (vectorised)."""
     values = np.unique(scores)
     cuts = np.concatenate([[values[0] - 1e-9], (values[:-1] + values[1:]) / 2, [values[-1] + 1e-9]])
-    for t in cuts:
-        f1, macro = f1s((scores >= t).astype(int), y)
-        key = macro if by == "macro" else f1
-        if key > (best[2] if by == "macro" else best[1]):
-            best = (float(t), f1, macro)
-    return best
+    pred = scores[None, :] >= cuts[:, None]  # cuts x pairs
+    pos = (y == 1)[None, :]
+    tp = np.sum(pred & pos, axis=1)
+    fp = np.sum(pred & ~pos, axis=1)
+    fn = np.sum(~pred & pos, axis=1)
+    tn = np.sum(~pred & ~pos, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f1_same = np.where(tp > 0, 2 * tp / (2 * tp + fp + fn), 0.0)
+        f1_diff = np.where(tn > 0, 2 * tn / (2 * tn + fn + fp), 0.0)
+    macro = (f1_same + f1_diff) / 2
+    i = int(np.argmax(macro if by == "macro" else f1_same))
+    return float(cuts[i]), float(f1_same[i]), float(macro[i])
 
 
 def folds(y: np.ndarray, k: int, rng: np.random.Generator) -> list[np.ndarray]:
@@ -111,7 +116,8 @@ def folds(y: np.ndarray, k: int, rng: np.random.Generator) -> list[np.ndarray]:
     return [np.array(sorted(p)) for p in parts]
 
 
-def cross_validate(x: np.ndarray, y: np.ndarray, repeats: int = 20, k: int = 5, l2: float = 1.0) -> dict:
+def cross_validate(x: np.ndarray, y: np.ndarray, repeats: int = 20, k: int = 5, l2: float = 1.0,
+                   loo: bool = True) -> dict:
     """Repeated stratified k-fold: out-of-fold probabilities; threshold from the training folds."""
     from tgsearch.analyze.story_signals import SameStoryModel
 
@@ -131,6 +137,10 @@ def cross_validate(x: np.ndarray, y: np.ndarray, repeats: int = 20, k: int = 5, 
         macros.append(macro)
         f1_same.append(f1)
         aucs.append(auc(prob, y))
+    out = {"cv_macro_f1": float(np.mean(macros)), "cv_macro_f1_sd": float(np.std(macros)),
+           "cv_f1_same": float(np.mean(f1_same)), "cv_auc": float(np.mean(aucs))}
+    if not loo:
+        return out
     # leave-one-out
     loo = np.zeros(len(y), dtype=int)
     loo_prob = np.zeros(len(y))
@@ -141,9 +151,7 @@ def cross_validate(x: np.ndarray, y: np.ndarray, repeats: int = 20, k: int = 5, 
         loo_prob[i] = model.predict(x[i:i + 1])[0]
         loo[i] = int(loo_prob[i] >= t)
     loo_f1, loo_macro = f1s(loo, y)
-    return {"cv_macro_f1": float(np.mean(macros)), "cv_macro_f1_sd": float(np.std(macros)),
-            "cv_f1_same": float(np.mean(f1_same)), "cv_auc": float(np.mean(aucs)),
-            "loo_macro_f1": loo_macro, "loo_auc": auc(loo_prob, y)}
+    return {**out, "loo_macro_f1": loo_macro, "loo_auc": auc(loo_prob, y)}
 
 
 # -- features -----------------------------------------------------------------------------------
@@ -276,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         _t, _f, m_t = best_threshold(s[test], y[test])
         a_all = auc(s, y)
         _t, _f, m_all = best_threshold(s, y)
-        cv = cross_validate(s[:, None], y, repeats=5)
+        cv = cross_validate(s[:, None], y, repeats=5, loo=False)
         results["signals"][n] = {"auc_test": a_t, "best_f1_test": f1_t, "macro_f1_test": m_t,
                                  "auc_all": a_all, "macro_f1_all": m_all, "cv_macro_f1": cv["cv_macro_f1"]}
         print(f"| {n} | {a_t:.3f} | {f1_t:.3f} | {m_t:.3f} | {a_all:.3f} | {m_all:.3f} | {cv['cv_macro_f1']:.3f} |")
