@@ -10,12 +10,18 @@ the cache folder (default: <tmp>/tgsearch-bench-story).
 Per signal: ROC AUC, best F1 of the "same" class and macro-F1 (same/different) at the threshold
 that maximises it — both thresholds chosen on the data they are measured on, so optimistic —
 and "CV macro-F1": the threshold chosen on the training folds of a stratified 5-fold split
-(20 repeats), measured on the held-out fold. Combinations: L2 logistic regression
+(5 repeats), measured on the held-out fold. "/title" = embedding of the title alone, "/lead" = of
+the title + the text's start (--lead-chars, 300). Combinations: L2 logistic regression
 (tgsearch.analyze.story_signals.fit_logistic, plain numpy), same repeated 5-fold CV with the
 decision threshold chosen on the training folds, plus leave-one-out; the weights printed are those
 of the model fitted on all 195 pairs (on standardised features).
 
+NER speed (--ner-sample N, default 500): analyze.entities on N posts drawn at random (seed 1) from
+the 22k corpus, one call per post and in batches of 100 (entities_many), posts/s after the models
+are loaded (load time printed apart).
+
 Run: .venv/bin/python -m bench.story_pairs [--shared ../shared] [--no-e5] [--cache DIR] [--json FILE]
+     [--ner-sample N (0: skip)] [--lead-chars 300]
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ REPO = Path(__file__).resolve().parent.parent
 DEFAULT_SHARED = Path(os.environ.get("TGSEARCH_SHARED", REPO.parent / "shared"))
 USE = "use-multilingual-v3"
 E5 = "e5-small-4bit"
+LEAD_CHARS = 300
 
 
 def load_pairs(folder: Path) -> list[dict]:
@@ -173,7 +180,8 @@ def embed_cached(model: str, texts: list[str], cache: Path) -> np.ndarray:
     return vectors
 
 
-def build(pairs: list[dict], shared: Path, cache: Path, use_e5: bool, timings: dict) -> tuple[list[str], np.ndarray]:
+def build(pairs: list[dict], shared: Path, cache: Path, use_e5: bool, timings: dict,
+          lead_chars: int = LEAD_CHARS) -> tuple[list[str], np.ndarray]:
     from tgsearch.analyze.analyzer import VERSION
     from tgsearch.analyze.embed import clean_for_embedding
     from tgsearch.analyze.entities import entities_many
@@ -203,6 +211,8 @@ def build(pairs: list[dict], shared: Path, cache: Path, use_e5: bool, timings: d
         t0 = time.perf_counter()
         vectors[model] = embed_cached(model, [clean_for_embedding(s) for s in full], cache)
         vectors[model + "/title"] = embed_cached(model, [clean_for_embedding(t) for t, _x in docs_side], cache)
+        # title + lead: the first LEAD_CHARS characters (e5 cost grows with length)
+        vectors[model + "/lead"] = embed_cached(model, [clean_for_embedding(s)[:lead_chars] for s in full], cache)
         timings[f"embed_{model}_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -234,12 +244,42 @@ DESIGNS = {
         ["tfidf", "title", "entities", "numbers", f"vec:{USE}", f"vec:{USE}/title", f"vec:{E5}", f"vec:{E5}/title"],
     "max/min: max(vec), min(vec), max(tfidf, lead), title, entities, numbers":
         ["max_vec", "min_vec", "max_lex", "title", "entities", "numbers"],
+    "small, no e5: USE, lead, entities, person conflict": [f"vec:{USE}", "lead", "entities", "person_conflict"],
+    "small: e5, lead, entities, person conflict": [f"vec:{E5}", "lead", "entities", "person_conflict"],
+    "small: e5, USE, lead, title, person conflict": [f"vec:{E5}", f"vec:{USE}", "lead", "title", "person_conflict"],
+    "e5 of title+lead alone": [f"vec:{E5}/lead"],
+    "small: e5 lead, lead, entities, person conflict": [f"vec:{E5}/lead", "lead", "entities", "person_conflict"],
+    "small: e5 lead, e5, lead, person conflict": [f"vec:{E5}/lead", f"vec:{E5}", "lead", "person_conflict"],
 }
+
+
+def ner_speed(shared: Path, n: int) -> dict | None:
+    import random
+
+    from tgsearch.analyze import entities as E
+
+    if not (shared / "data" / "tg-news-posts-ru" / "raw").is_dir():
+        return None
+    texts = corpus_texts(shared)
+    sample = random.Random(1).sample(texts, min(n, len(texts)))
+    t0 = time.perf_counter()
+    E.entities("Глава Казахстана Касым-Жомарт Токаев прибыл в Москву.")
+    load = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    found = sum(len(E.entities(t)) for t in sample)
+    single = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for i in range(0, len(sample), 100):
+        E.entities_many(sample[i:i + 100])
+    batched = time.perf_counter() - t0
+    return {"posts": len(sample), "load_s": load, "posts_per_s": len(sample) / single,
+            "batched_posts_per_s": len(sample) / batched, "entities": found,
+            "mean_chars": sum(map(len, sample)) / len(sample)}
 
 
 def add_derived(names: list[str], x: np.ndarray) -> tuple[list[str], np.ndarray]:
     col = {n: x[:, i] for i, n in enumerate(names)}
-    vec = [col[n] for n in names if n.startswith("vec:") and not n.endswith("/title")]
+    vec = [col[n] for n in names if n.startswith("vec:") and "/" not in n]
     extra = {
         "max_vec": np.max(vec, axis=0), "min_vec": np.min(vec, axis=0),
         "max_lex": np.maximum(col["tfidf"], col["lead"]),
@@ -253,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "tgsearch-bench-story")
     ap.add_argument("--no-e5", action="store_true", help="skip the e5 vectors")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--lead-chars", type=int, default=LEAD_CHARS, help="characters embedded for the /lead vectors")
+    ap.add_argument("--ner-sample", type=int, default=500, help="posts for the NER speed figure (0: skip)")
     args = ap.parse_args(argv)
     folder = args.shared / "data" / "news-samestory-pairs-ru"
     if not (folder / "ru_honey_pool.tsv").exists():
@@ -264,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     test = np.array([p["split"] == "test" for p in pairs])
     timings: dict = {}
     t0 = time.perf_counter()
-    names, x = build(pairs, args.shared, args.cache, not args.no_e5, timings)
+    names, x = build(pairs, args.shared, args.cache, not args.no_e5, timings, args.lead_chars)
     names, x = add_derived(names, x)
     timings["total_s"] = time.perf_counter() - t0
     col = {n: i for i, n in enumerate(names)}
@@ -312,9 +354,18 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print("Weights (all 195 pairs, standardised features):\n")
     for label, cv in results["combinations"].items():
-        if label.startswith(("all", "compact", "max/min")):
+        if label.startswith(("all", "compact", "max/min", "small")):
             ws = ", ".join(f"{k} {v:+.2f}" for k, v in cv["weights"].items())
             print(f"- {label}: {ws}; bias {cv['bias']:+.2f}")
+    if args.ner_sample:
+        speed = ner_speed(args.shared, args.ner_sample)
+        if speed is None:
+            print("\nNER speed: skipped (tg-news-posts-ru absent)")
+        else:
+            results["ner_speed"] = speed
+            print(f"\nNER speed on {speed['posts']} random posts of tg-news-posts-ru (mean {speed['mean_chars']:.0f} chars, "
+                  f"{speed['entities']} entities): {speed['posts_per_s']:.0f} posts/s one by one, "
+                  f"{speed['batched_posts_per_s']:.0f} posts/s in batches of 100, one thread; models load in {speed['load_s']:.1f} s")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")
     return 0
