@@ -20,6 +20,7 @@ MODULES = [
     "bench.load",
     "bench.semantic",
     "bench.completeness",
+    "bench.story_pairs",
 ]
 
 

@@ -11,7 +11,7 @@ Per signal: ROC AUC, best F1 of the "same" class and macro-F1 (same/different) a
 that maximises it — both thresholds chosen on the data they are measured on, so optimistic —
 and "CV macro-F1": the threshold chosen on the training folds of a stratified 5-fold split
 (5 repeats), measured on the held-out fold. "/title" = embedding of the title alone, "/lead" = of
-the title + the text's start (--lead-chars, 300). Combinations: L2 logistic regression
+the title + the text's start (--lead-chars, 600). Combinations: L2 logistic regression
 (tgsearch.analyze.story_signals.fit_logistic, plain numpy), same repeated 5-fold CV with the
 decision threshold chosen on the training folds, plus leave-one-out; the weights printed are those
 of the model fitted on all 195 pairs (on standardised features).
@@ -21,7 +21,7 @@ the 22k corpus, one call per post and in batches of 100 (entities_many), posts/s
 are loaded (load time printed apart).
 
 Run: .venv/bin/python -m bench.story_pairs [--shared ../shared] [--no-e5] [--cache DIR] [--json FILE]
-     [--ner-sample N (0: skip)] [--lead-chars 300]
+     [--ner-sample N (0: skip)] [--lead-chars 600]
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ REPO = Path(__file__).resolve().parent.parent
 DEFAULT_SHARED = Path(os.environ.get("TGSEARCH_SHARED", REPO.parent / "shared"))
 USE = "use-multilingual-v3"
 E5 = "e5-small-4bit"
-LEAD_CHARS = 300
+LEAD_CHARS = 600
 
 
 def load_pairs(folder: Path) -> list[dict]:
