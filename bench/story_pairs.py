@@ -185,7 +185,7 @@ def build(pairs: list[dict], shared: Path, cache: Path, use_e5: bool, timings: d
     from tgsearch.analyze.analyzer import VERSION
     from tgsearch.analyze.embed import clean_for_embedding
     from tgsearch.analyze.entities import entities_many
-    from tgsearch.analyze.story_signals import Idf, features, prepare
+    from tgsearch.analyze.story_signals import Idf, embedding_text, features, prepare
 
     t0 = time.perf_counter()
     news = shared / "data" / "tg-news-posts-ru" / "raw"
@@ -201,6 +201,11 @@ def build(pairs: list[dict], shared: Path, cache: Path, use_e5: bool, timings: d
 
     full = [(t + "\n" + x) for t, x in docs_side]
     t0 = time.perf_counter()
+    from tgsearch.analyze.entities import _get_models
+
+    _get_models()
+    timings["ner_load_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     ents = entities_many(full)
     timings["ner_s"] = time.perf_counter() - t0
     timings["ner_texts"] = len(full)
@@ -212,7 +217,8 @@ def build(pairs: list[dict], shared: Path, cache: Path, use_e5: bool, timings: d
         vectors[model] = embed_cached(model, [clean_for_embedding(s) for s in full], cache)
         vectors[model + "/title"] = embed_cached(model, [clean_for_embedding(t) for t, _x in docs_side], cache)
         # title + lead: the first LEAD_CHARS characters (e5 cost grows with length)
-        vectors[model + "/lead"] = embed_cached(model, [clean_for_embedding(s)[:lead_chars] for s in full], cache)
+        vectors[model + "/lead"] = embed_cached(
+            model, [embedding_text(t, x, lead_chars) for t, x in docs_side], cache)
         timings[f"embed_{model}_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -253,7 +259,7 @@ DESIGNS = {
 }
 
 
-def ner_speed(shared: Path, n: int) -> dict | None:
+def ner_speed(shared: Path, n: int, load_s: float) -> dict | None:
     import random
 
     from tgsearch.analyze import entities as E
@@ -262,9 +268,8 @@ def ner_speed(shared: Path, n: int) -> dict | None:
         return None
     texts = corpus_texts(shared)
     sample = random.Random(1).sample(texts, min(n, len(texts)))
-    t0 = time.perf_counter()
-    E.entities("Глава Казахстана Касым-Жомарт Токаев прибыл в Москву.")
-    load = time.perf_counter() - t0
+    E.entities("Глава Казахстана Касым-Жомарт Токаев прибыл в Москву.")  # warm the caches
+    load = load_s
     t0 = time.perf_counter()
     found = sum(len(E.entities(t)) for t in sample)
     single = time.perf_counter() - t0
@@ -358,14 +363,15 @@ def main(argv: list[str] | None = None) -> int:
             ws = ", ".join(f"{k} {v:+.2f}" for k, v in cv["weights"].items())
             print(f"- {label}: {ws}; bias {cv['bias']:+.2f}")
     if args.ner_sample:
-        speed = ner_speed(args.shared, args.ner_sample)
+        speed = ner_speed(args.shared, args.ner_sample, timings["ner_load_s"])
         if speed is None:
             print("\nNER speed: skipped (tg-news-posts-ru absent)")
         else:
             results["ner_speed"] = speed
             print(f"\nNER speed on {speed['posts']} random posts of tg-news-posts-ru (mean {speed['mean_chars']:.0f} chars, "
                   f"{speed['entities']} entities): {speed['posts_per_s']:.0f} posts/s one by one, "
-                  f"{speed['batched_posts_per_s']:.0f} posts/s in batches of 100, one thread; models load in {speed['load_s']:.1f} s")
+                  f"{speed['batched_posts_per_s']:.0f} posts/s in batches of 100, one thread; models load in {speed['load_s']:.1f} s; "
+                  f"load average before: {os.getloadavg()[0]:.1f}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")
     return 0

@@ -99,3 +99,11 @@ def test_logistic_model_separates():
     assert model.probability({"a": 0.85, "b": 0.8}) > 0.9
     assert model.probability({"a": 0.25, "b": 0.3}) < 0.1
     assert np.all(model.weights > 0)
+
+
+def test_embedding_text_is_title_and_lead_without_links():
+    text = "Первая фраза новости. Подробнее: https://example.org/news/1 " + "слово " * 500
+    out = S.embedding_text("Заголовок", text)
+    assert out.startswith("Заголовок Первая фраза новости.")
+    assert "https://" not in out and len(out) == S.EMBED_LEAD_CHARS
+    assert S.embedding_text("", "") == ""

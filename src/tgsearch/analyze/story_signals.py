@@ -18,7 +18,9 @@ two StoryDocs, in [0, 1] (cosines of non-negative vectors, Jaccard indexes):
                     none of them;
 * `number_overlap`  Jaccard of the numbers mentioned (years, dates, counts, sums; "15 000" and
                     "15000" are one number);
-* `vector_cosine`   cosine of the two posts' embeddings (USE by default, e5 where stored).
+* `vector_cosine`   cosine of the two posts' embeddings (USE by default, e5 where stored);
+                    embed `embedding_text(title, text)` (title + first 600 characters) for
+                    this: with e5 it is the strongest signal measured.
 
 `features(a, b)` returns all of them by name; `SameStoryModel` is a logistic regression over
 them, fitted by `bench/story_pairs.py` (numbers in docs/benchmarks.md).
@@ -40,6 +42,7 @@ import numpy as np
 from tgsearch.analyze.analyzer import Analyzer, default_analyzer
 
 LEAD_LEMMAS = 60
+EMBED_LEAD_CHARS = 600  # e5 over title + the text's first 600 characters: the best single signal
 SHINGLE = 3
 MAX_CHARS = 6000  # text analysed per post; the rest rarely changes which story it is
 ENTITY_WEIGHTS = {"person": 1.0, "org": 0.8, "place": 0.4}
@@ -202,6 +205,15 @@ def _entity_weights(entities: Sequence, idf: Idf) -> dict[tuple[str, str], float
     return out
 
 
+def embedding_text(title: str, text: str, chars: int = EMBED_LEAD_CHARS) -> str:
+    """What to embed for story matching: title + the start of the text, URLs dropped, cut at
+    `chars` (bench/story_pairs.py: e5 over 600 characters separates stories better than e5 over
+    the whole text, and costs less)."""
+    from tgsearch.analyze.embed import clean_for_embedding
+
+    return clean_for_embedding((title or "") + "\n" + (text or ""))[:chars]
+
+
 # -- signals ------------------------------------------------------------------------------
 
 
@@ -349,7 +361,7 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0, iters: int = 50)
 
 
 __all__ = [
-    "Idf", "SIGNALS", "SameStoryModel", "StoryDoc", "cross_title_cosine", "entity_overlap",
+    "Idf", "SIGNALS", "SameStoryModel", "StoryDoc", "cross_title_cosine", "embedding_text", "entity_overlap",
     "features", "fit_logistic", "lead_cosine", "minhash", "number_overlap", "person_conflict",
     "prepare", "shingle_containment", "shingle_jaccard", "tfidf_cosine", "title_cosine",
     "vector_cosine",
