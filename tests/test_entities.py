@@ -111,3 +111,11 @@ def test_many_equals_one_by_one():
     texts = ["Мэр Москвы Сергей Собянин открыл станцию.", "", "Hello world",
              "Министр обороны Андрей Белоусов посетил Курск."]
     assert entities_many(texts) == [entities(t) for t in texts]
+
+
+def test_unknown_mens_names_in_oblique_cases():
+    # pymorphy reads "Илона" only as a woman's name and "Маска" only as a common noun
+    assert names("Акции компании Илона Маска выросли на бирже.", "person") == ["Илон Маск"]
+    assert names("Журналисты позвонили Илону Маску вечером.", "person") == ["Илон Маск"]
+    # a woman's name stays as it is
+    assert names("Премию вручили Анне Ахматовой посмертно.", "person") == ["Анна Ахматова"]

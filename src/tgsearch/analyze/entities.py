@@ -146,16 +146,18 @@ def _nominative(word: str, pos: str, case: str | None, number: str | None,
         tag = p.tag
         if "nomn" in tag:
             continue
-        score = 0
-        if want_case and (want_case in tag or want_case == "loct" and "loc2" in tag
-                          or want_case == "gent" and "gen2" in tag):
-            score += 4
+        score = 4
+        if want_case and not (want_case in tag or want_case == "loct" and "loc2" in tag
+                              or want_case == "gent" and "gen2" in tag):
+            continue  # only readings in the tagger's case
         if tag.POS == want_pos or tag.POS == "PRTF" and want_pos == "ADJF":
             score += 1
         if number and _UD_NUMBER.get(number) in tag:
             score += 2
         if gender and _UD_GENDER.get(gender) in tag:
             score += 2
+        if "Fixd" in tag:
+            score -= 1  # "Анне" is also an indeclinable name; the declined reading is likelier
         if person and "anim" in tag:
             score += 1
         if person and _PERSON_GRAMS.intersection(tag.grammemes):
@@ -208,10 +210,50 @@ def _clean_name(name: str) -> str:
     return name
 
 
+_LEADING_JUNK = {"ADP", "CCONJ", "SCONJ", "PART", "PRON", "DET", "PUNCT"}
+
+
+@lru_cache(maxsize=50_000)
+def _oblique_name(word: str, case: str, gender: str | None) -> str | None:
+    """`word` read as a first name/surname/patronymic in `case` (UD) → nominative, else None."""
+    grams = _UD_CASE.get(case)
+    if grams is None:
+        return None
+    for p in _parses(word):
+        tag = p.tag
+        if (tag.POS == "NOUN" and grams in tag and _PERSON_GRAMS.intersection(tag.grammemes)
+                and (gender is None or _UD_GENDER.get(gender) in tag)):
+            form = p.inflect({"nomn", "sing"})
+            if form is not None:
+                return form.word.replace("ё", "е")
+    return None
+
+
+_MASC_ENDINGS = {"Gen": ("а", "я"), "Acc": ("а", "я"), "Dat": ("у", "ю"), "Ins": ("ом", "ем"), "Loc": ("е",)}
+_CYR_VOWELS = set("аеиоуыэюяьйъ")
+
+
+def _strip_masculine(word: str, case: str | None) -> str:
+    """A man's name pymorphy has no reading for in the tagger's case ("Илона Маска", "Маску",
+    "Дейфа"): its case ending removed when a consonant stem of 3+ letters remains."""
+    for ending in _MASC_ENDINGS.get(case or "", ()):
+        if word.endswith(ending):
+            stem = word[: -len(ending)]
+            if len(stem) >= 3 and stem[-1] not in _CYR_VOWELS and _CYRILLIC.match(stem[-1]):
+                return stem
+    return word
+
+
 def _normal_name(tokens, label: str) -> str:
+    tokens = list(tokens)
+    # "На Хабр Карьера": a preposition or conjunction the span swallowed at a sentence start
+    while tokens and ((tokens[0].pos or "") in _LEADING_JUNK or not _LETTER.search(tokens[0].text)):
+        tokens.pop(0)
     words = []
+    kept_nominative = []  # indexes of person-name words left as they were, read as nominative
+    oblique = None  # (case, gender) of a person-name word that was put in the nominative
     head_done = False
-    for tok in tokens:
+    for i, tok in enumerate(tokens):
         text = tok.text
         if not _LETTER.search(text):
             words.append(text)
@@ -222,11 +264,26 @@ def _normal_name(tokens, label: str) -> str:
         if head_done:
             words.append(text)
             continue
-        nom, noun = _nominative(low, pos, feats.get("Case"), feats.get("Number"), feats.get("Gender"),
-                                label == "PER")
+        case = feats.get("Case")
+        nom, noun = _nominative(low, pos, case, feats.get("Number"), feats.get("Gender"), label == "PER")
+        if label == "PER" and nom == low and feats.get("Gender") == "Masc":
+            nom = _strip_masculine(low, case)
         words.append(_shape(nom, text) if nom != low else text)
-        if label != "PER" and noun:
+        if label == "PER":
+            if nom != low and case not in (None, "Nom"):
+                oblique = oblique or (case, feats.get("Gender"))
+            elif nom == low and case in (None, "Nom"):
+                kept_nominative.append(i)
+        elif noun:
             head_done = True  # "Министерства иностранных дел": only the head inflects
+    if oblique:
+        # the words of one name share a case: "Илона Маска" read as "Илона" (Nom) + "Маска"
+        # (Gen) is "Илон Маск"
+        for i in kept_nominative:
+            low = tokens[i].text.lower().replace("ё", "е")
+            fixed = _oblique_name(low, *oblique)
+            if fixed and fixed != low:
+                words[i] = _shape(fixed, tokens[i].text)
     # natasha tokens: rebuild with the original spacing between them
     out = []
     prev_stop = None
