@@ -119,3 +119,8 @@ def test_unknown_mens_names_in_oblique_cases():
     assert names("Журналисты позвонили Илону Маску вечером.", "person") == ["Илон Маск"]
     # a woman's name stays as it is
     assert names("Премию вручили Анне Ахматовой посмертно.", "person") == ["Анна Ахматова"]
+
+
+def test_womans_surname_read_only_as_common_noun():
+    # pymorphy knows "долиной" only as the instrumental of the noun "долина"
+    assert names("Квартиру Ларисы Долиной продали весной.", "person") == ["Лариса Долина"]

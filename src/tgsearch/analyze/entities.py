@@ -140,6 +140,21 @@ def _nominative(word: str, pos: str, case: str | None, number: str | None,
     else:
         strict_number = False
     want_pos = "NOUN" if pos in _NOUNS else "ADJF"
+    best = _best_reading(parses, want_case, want_pos, number, gender, person, strict_number)
+    if best is None and want_case:
+        # no reading in the tagger's case ("Ларисы Долиной": pymorphy knows "долиной" only as
+        # an instrumental): any oblique reading that agrees in gender and number
+        best = _best_reading(parses, None, want_pos, number, gender, person, True, need_gender=True)
+    if best is None:
+        return word, pos in _NOUNS
+    number_gram = "plur" if "plur" in best.tag else "sing"
+    form = best.inflect({"nomn", number_gram}) or best.inflect({"nomn"})
+    if form is None:
+        return word, best.tag.POS == "NOUN"
+    return form.word.replace("ё", "е"), best.tag.POS == "NOUN"
+
+
+def _best_reading(parses, want_case, want_pos, number, gender, person, strict_number, need_gender=False):
     best = None
     best_score = -1
     for p in parses:
@@ -164,15 +179,11 @@ def _nominative(word: str, pos: str, case: str | None, number: str | None,
             score += 1
         if strict_number and number and _UD_NUMBER.get(number) not in tag:
             continue  # "Токаев" is no plural genitive of "токай"
+        if need_gender and gender and _UD_GENDER.get(gender) not in tag:
+            continue
         if score > best_score:
             best, best_score = p, score
-    if best is None or want_case and best_score < 4:
-        return word, pos in _NOUNS
-    number_gram = "plur" if "plur" in best.tag else "sing"
-    form = best.inflect({"nomn", number_gram}) or best.inflect({"nomn"})
-    if form is None:
-        return word, best.tag.POS == "NOUN"
-    return form.word.replace("ё", "е"), best.tag.POS == "NOUN"
+    return best
 
 
 def _shape(word: str, ref: str) -> str:
@@ -282,6 +293,8 @@ def _normal_name(tokens, label: str) -> str:
         for i in kept_nominative:
             low = tokens[i].text.lower().replace("ё", "е")
             fixed = _oblique_name(low, *oblique)
+            if fixed is None and oblique[1] == "Masc":
+                fixed = _strip_masculine(low, oblique[0])
             if fixed and fixed != low:
                 words[i] = _shape(fixed, tokens[i].text)
     # natasha tokens: rebuild with the original spacing between them
