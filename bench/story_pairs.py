@@ -75,11 +75,15 @@ def corpus_texts(shared: Path) -> list[str]:
 
 def auc(scores: np.ndarray, y: np.ndarray) -> float:
     """ROC AUC by the rank-sum formula (ties count half)."""
-    from scipy.stats import rankdata  # scipy comes with scikit-learn/usearch; fallback below
-
     pos = y == 1
     n1, n0 = pos.sum(), (~pos).sum()
-    ranks = rankdata(scores)
+    order = np.argsort(scores, kind="mergesort")
+    ranks = np.empty(len(scores))
+    ranks[order] = np.arange(1, len(scores) + 1)
+    for value in np.unique(scores):  # ties share their mean rank
+        same = scores == value
+        if same.sum() > 1:
+            ranks[same] = ranks[same].mean()
     return float((ranks[pos].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
