@@ -21,6 +21,7 @@ MODULES = [
     "bench.load",
     "bench.semantic",
     "bench.completeness",
+    "bench.story_pairs",
 ]
 
 
