@@ -202,4 +202,7 @@ def test_stories_api_story_page_post_page_and_export(served):
     rows = [json.loads(line) for line in c.get("/api/export", params={"format": "jsonl"}).text.splitlines()]
     by_id = {r["id"]: r for r in rows}
     assert by_id["pavlodar/5"]["copy_of"] == "irtysh/10" and by_id["pavlodar/5"]["story"] == bridge["id"]
-    assert by_id["irtysh/10"]["copy_of"] is None and by_id["irtysh/10"]["entities"] == []
+    assert by_id["irtysh/10"]["copy_of"] is None
+    assert {"type": "place", "name": "Павлодар"} in by_id["irtysh/10"]["entities"]
+    assert {"type": "place", "name": "Павлодар"} in [{"type": e["type"], "name": e["name"]} for e in s["entities"]]
+    assert "Павлодар" in c.get("/posts/irtysh/10").text and 'id="entities"' in c.get("/posts/irtysh/10").text

@@ -50,7 +50,7 @@ class StoryIndex:
         self.root = Path(root)
         self.path = self.root / FILE
         self.analyzer = analyzer
-        self.entity_fn = entities           # text -> list of (type, name, key)
+        self.entity_fn = entities           # texts -> per text a list of (type, name, key)
         self.entity_model = entity_model
         self.read_only = read_only
         self._local = threading.local()
@@ -171,14 +171,16 @@ class StoryIndex:
                     on_progress(done, store.max_version())
             return done
 
-    def _entities(self, post) -> list[tuple[str, str, str]]:
-        if self.entity_fn is None or post.kind == "article" and len(post.text) > 20000:
-            return []
-        text = post.text if not post.title or post.text.startswith(post.title) else f"{post.title}\n{post.text}"
+    def _entities(self, posts: list) -> dict[str, list[tuple[str, str, str]]]:
+        """post id -> [(type, name, key)] for a batch (the NER model runs on the batch at once)."""
+        if self.entity_fn is None or not posts:
+            return {}
+        texts = [p.text if not p.title or p.text.startswith(p.title) else f"{p.title}\n{p.text}" for p in posts]
         try:
-            return list(self.entity_fn(text))
-        except Exception:   # noqa: BLE001 - a model failing on one text costs that text's entities
-            return []
+            found = self.entity_fn(texts)
+        except Exception:   # noqa: BLE001 - a model failing on a batch costs that batch's entities
+            return {}
+        return {p.id: list(ents) for p, ents in zip(posts, found)}
 
     def _apply(self, c, batch: list) -> int:
         """Place one batch (date order within it), write the outcome and the mark together."""
@@ -186,6 +188,7 @@ class StoryIndex:
         touched_stories: set[int] = set()
         rows, ent_rows, removed, copy_updates = [], [], [], {}
         posts = sorted((p for _, p in batch), key=lambda p: (p.date is None, p.date.timestamp() if p.date else 0, p.id))
+        found = self._entities([p for p in posts if not p.deleted and (p.text or p.title)])
         for post in posts:
             old = c.story_of.get(post.id)
             if old is not None:
@@ -195,7 +198,7 @@ class StoryIndex:
             if post.deleted or not (post.text or post.title):
                 removed.append(post.id)
                 continue
-            ents = self._entities(post)
+            ents = found.get(post.id, [])
             f = c.features(post, [f"{t}:{k}" for t, _, k in ents])
             d = c.place(f)
             touched_stories.add(d.story)

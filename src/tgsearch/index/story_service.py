@@ -45,13 +45,19 @@ def writer_lock(root: Path, *, wait: bool = False):
 
 
 def default_entities():
-    """(callable, model name) of the entity extractor when natasha is installed, else (None, '')."""
+    """(texts -> per text [(type, name, key)], model name) when natasha is installed, else (None, '').
+    TGSEARCH_ENTITIES=off turns entities off."""
+    if os.environ.get("TGSEARCH_ENTITIES", "").lower() == "off":
+        return None, ""
     try:
         from ..analyze import entities as ner
     except ImportError:
         return None, ""
-    fn = getattr(ner, "extract_keys", None)
-    return (fn, getattr(ner, "MODEL", "natasha")) if fn else (None, "")
+
+    def extract(texts):
+        return [[(e.type, e.name, ner.entity_key(e.name)) for e in ents] for ents in ner.entities_many(texts)]
+
+    return extract, "natasha-slovnet"
 
 
 class StoryService:
