@@ -206,3 +206,17 @@ def test_stories_api_story_page_post_page_and_export(served):
     assert {"type": "place", "name": "Павлодар"} in by_id["irtysh/10"]["entities"]
     assert {"type": "place", "name": "Павлодар"} in [{"type": e["type"], "name": e["name"]} for e in s["entities"]]
     assert "Павлодар" in c.get("/posts/irtysh/10").text and 'id="entities"' in c.get("/posts/irtysh/10").text
+
+
+def test_entity_query_fields_and_facets(served):
+    b, c = served
+    r = c.get("/api/search", params={"q": "place:Павлодар", "group": "none", "facets": 1}).json()
+    ids = {h["id"] for h in r["hits"]}
+    assert {"irtysh/10", "pavlodar/5", "steppe/77"} <= ids and "astana/9" not in ids
+    assert c.get("/api/search", params={"q": "place:Павлодаре", "group": "none"}).json()["total"] == r["total"]
+    assert c.get("/api/search", params={"q": "мост place:Астана", "group": "none"}).json()["total"] == 0
+    assert c.get("/api/search", params={"q": 'person:"Нет Такого"'}).json()["total"] == 0
+    places = {f["value"]: f["count"] for f in r["facets"]["place"]}
+    assert places.get("Павлодар", 0) >= 3 and set(r["facets"]) >= {"person", "org", "place", "channel"}
+    page = c.get("/", params={"q": "мост", "mode": "lexical"}).text
+    assert 'data-facet="place"' in page and "place%3A%D0%9F%D0%B0%D0%B2%D0%BB%D0%BE%D0%B4%D0%B0%D1%80" in page

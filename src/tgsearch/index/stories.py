@@ -281,6 +281,44 @@ class StoryIndex:
         return {"id": row[0], "title_post": row[1], "first_post": row[2], "size": row[3], "channels": row[4],
                 "first_date": row[5], "last_date": row[6], "posts": posts}
 
+    def posts_with_entity(self, type_: str, value: str) -> list[str]:
+        """Ids of the posts naming an entity: its key, or a longer name ending with it
+        ("Токаев" finds "Касым-Жомарт Токаев"; any case form: keys are lemmatised)."""
+        if self.conn is None or not value.strip():
+            return []
+        from ..analyze.entities import entity_key
+
+        key = entity_key(value)
+        if not key:
+            return []
+        return sorted({r[0] for r in self.conn.execute(
+            "SELECT post_id FROM entities WHERE type = ? AND (key = ? OR key LIKE ? ESCAPE '\\')",
+            (type_, key, "% " + key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")))})
+
+    def entity_facets(self, ids: list[str], size: int = 50) -> dict[str, list[dict]]:
+        """{"person"|"org"|"place": [{"value", "label", "count"}]}: how many of `ids` name each
+        entity (counted once per post), most frequent first."""
+        out: dict[str, list[dict]] = {"person": [], "org": [], "place": []}
+        if self.conn is None or not ids:
+            return out
+        counts: dict[tuple[str, str], set] = {}
+        names: dict[tuple[str, str], dict[str, int]] = {}
+        for start in range(0, len(ids), 900):
+            chunk = ids[start:start + 900]
+            marks = ",".join("?" * len(chunk))
+            for pid, t, name, key in self.conn.execute(
+                    f"SELECT post_id, type, name, key FROM entities WHERE post_id IN ({marks})", chunk):
+                counts.setdefault((t, key), set()).add(pid)
+                forms = names.setdefault((t, key), {})
+                forms[name] = forms.get(name, 0) + 1
+        for (t, key), posts in counts.items():
+            if t in out:
+                label = max(names[(t, key)].items(), key=lambda x: (x[1], -len(x[0])))[0]
+                out[t].append({"value": label, "label": label, "count": len(posts)})
+        for t in out:
+            out[t] = sorted(out[t], key=lambda b: (-b["count"], b["label"]))[:size]
+        return out
+
     def story_rows(self, ids: list[int]) -> list[dict]:
         out = []
         if self.conn is None:

@@ -34,6 +34,7 @@ FUSION_DEPTH = 100      # lexical and semantic candidates fused in hybrid mode (
 SEMANTIC_HEAD = 20      # semantic-only hits kept beside lexical matches (fusion.FLOOR_RANK)
 SEMANTIC_RESULTS = 500  # semantic mode: the nearest posts (after filters) form the result set
 FACET_SIZE = 50
+ENTITY_FACET_POSTS = 50_000   # entity facets count over at most this many matching posts
 INTERVALS = ("auto", "day", "week", "month")
 
 
@@ -82,7 +83,10 @@ class Engine:
 
     # -- channel / publication names -----------------------------------------------------------
     def resolve(self, field: str, value: str) -> list[str]:
-        """Stored values a channel:/publication: filter means (slug or title, case-insensitive)."""
+        """Stored values a channel:/publication: filter means (slug or title, case-insensitive);
+        for person:/org:/place:, the ids of the posts naming that entity (any form of the name)."""
+        if field in ("person", "org", "place"):
+            return self.stories.posts_with_entity(field, value) if self.stories is not None else []
         version = self.store.max_version()
         if version != self._names_version:
             names: dict[str, dict[str, list[str]]] = {"channel": {}, "publication": {}}
@@ -123,6 +127,8 @@ class Engine:
                               group="story" if grouped else "none", total_posts=total_posts)
         if req.facets:
             result.facets, result.timeline, result.interval = self.facets(plan.searcher, plan.counted, req.interval)
+            if self.stories is not None and self.stories.hwm() > 0:
+                result.facets.update(self.entity_facets(plan))
         result.took_ms = (time.perf_counter() - started) * 1000
         return result
 
@@ -327,6 +333,16 @@ class Engine:
             end = start + timedelta(seconds=step - 1)
             timeline.append({"start": start.date().isoformat(), "end": end.date().isoformat(), "count": b["doc_count"]})
         return facets, timeline, interval
+
+    def entity_facets(self, plan: "_Plan") -> dict[str, list[dict]]:
+        """person / org / place facets over the posts the total counts (at most ENTITY_FACET_POSTS
+        of them: the best-ranked ones)."""
+        n = min(self.lexical.count(plan.counted, plan.searcher), ENTITY_FACET_POSTS)
+        if n == 0:
+            return {"person": [], "org": [], "place": []}
+        hits = plan.searcher.search(plan.counted, n, count=False).hits
+        ids = [plan.searcher.doc(addr).to_dict()["id"][0] for _, addr in hits]
+        return self.stories.entity_facets(ids, FACET_SIZE)
 
     def channel_titles(self) -> dict[str, str]:
         self.resolve("channel", "")  # refresh the name tables

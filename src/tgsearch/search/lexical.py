@@ -254,6 +254,9 @@ class Compiler:
         if f.name in ("channel", "publication"):
             values = self.resolve(f.name, f.value)
             return tantivy.Query.term_set_query(self.schema, f.name, values) if values else tantivy.Query.empty_query()
+        if f.name in ("person", "org", "place"):
+            ids = self.resolve(f.name, f.value)      # the posts naming it (stories' entities)
+            return tantivy.Query.term_set_query(self.schema, "id", ids) if ids else tantivy.Query.empty_query()
         if f.name == "since":
             return self.date_range(f.value, None)
         if f.name == "until":

@@ -21,7 +21,7 @@ from datetime import date
 
 from ..errors import QueryError
 
-FIELDS = ("channel", "since", "until", "kind", "has", "publication")
+FIELDS = ("channel", "since", "until", "kind", "has", "publication", "person", "org", "place")
 KIND_VALUES = ("post", "article")
 HAS_VALUES = ("link",)
 
@@ -310,7 +310,8 @@ def repair(text: str, lexemes: list[Lexeme], notices: list[str]) -> list[Lexeme]
 
 def _example(name: str) -> str:
     return {"since": "since:2025-05-01", "until": "until:2025-05-31", "kind": "kind:article",
-            "has": "has:link", "channel": "channel:rian_ru", "publication": "publication:Reuters"}[name]
+            "has": "has:link", "channel": "channel:rian_ru", "publication": "publication:Reuters",
+            "person": "person:Токаев", "org": "org:ОДКБ", "place": 'place:"Нур-Султан"'}[name]
 
 
 # -- parser ------------------------------------------------------------------------------------

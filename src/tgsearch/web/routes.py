@@ -616,6 +616,18 @@ class WebUI:
                 "label": item.get("label") or value, "value": value, "count": item.get("count", 0),
                 "active": active, "href": state.url(publication="" if active else value),
             })
+        for kind in ("person", "org", "place"):
+            for item in (facets.get(kind) or [])[:15]:
+                value = str(item.get("value", ""))
+                if not value or '"' in value:
+                    continue
+                clause = f'{kind}:"{value}"' if any(not ch.isalnum() and ch != "-" for ch in value) else f"{kind}:{value}"
+                active = clause in state.q
+                q = state.q.replace(clause, "").strip() if active else f"{state.q} {clause}".strip()
+                out.setdefault(kind, []).append({
+                    "label": value, "value": value, "count": item.get("count", 0), "active": active,
+                    "href": state.url(q=" ".join(q.split())),
+                })
         for item in facets.get("month", []) or []:
             value = str(item.get("value", ""))
             span = month_range(value)
