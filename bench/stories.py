@@ -169,12 +169,111 @@ def bench_copies(corpus_db: Path, n: int = 300) -> dict:
             "corpus_copies": status["copies"] - linked, "n_live": n_corpus}
 
 
+FIT_FEATURES = ("cosine", "entities", "entity_miss", "numbers", "number_miss")
+
+
+def pair_features(pairs: list[dict], models: list[str]) -> dict[str, "object"]:
+    """The clusterer's own pair features for every labelled pair, with each vector model's
+    first-passage vectors (as the vector index stores them) -> {model or '': (x, y)}."""
+    import numpy as np
+
+    from tgsearch.analyze.analyzer import default_analyzer
+    from tgsearch.analyze.embed import get_embedder, normalize
+    from tgsearch.analyze.entities import entities_many, entity_key
+    from tgsearch.analyze.stories import Scorer, StoryClusterer
+    from tgsearch.index.vectors import passages_for
+    from tgsearch.post import Post
+
+    posts = []
+    for i, pair in enumerate(pairs):
+        for side in ("a", "b"):
+            title, text = pair[side]
+            posts.append(Post(id=f"{side}{i}/1", channel=f"{side}{i}", title=title.strip(),
+                              text=f"{title.strip()}\n\n{text.strip()}", date=T0 + timedelta(days=3 * i)))
+    ents = entities_many([p.text for p in posts])
+    keys = {p.id: [f"{e.type}:{entity_key(e.name)}" for e in es] for p, es in zip(posts, ents)}
+    vecs: dict[str, dict] = {}
+    for model in models:
+        emb = get_embedder(model)
+        t0 = time.perf_counter()
+        v = normalize(emb.embed_documents([passages_for(p)[0].text for p in posts]))
+        print(f"  {model}: {len(posts)} first passages embedded in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+        vecs[model] = {p.id: v[j] for j, p in enumerate(posts)}
+    c = StoryClusterer(default_analyzer())
+    for p in posts:                     # document frequencies over every text first
+        c.features(p)
+    scorer = Scorer()
+    out = {}
+    for model in [""] + models:
+        rows, ys = [], []
+        for i, pair in enumerate(pairs):
+            fa = c.features(posts[2 * i], keys[posts[2 * i].id],
+                            (model, vecs[model][posts[2 * i].id]) if model else None)
+            fb = c.features(posts[2 * i + 1], keys[posts[2 * i + 1].id],
+                            (model, vecs[model][posts[2 * i + 1].id]) if model else None)
+            cos = c.cosine(fa, fb)
+            f = scorer.features(fa, fb, cos)
+            if model:
+                f["vector"] = float(np.dot(fa.vec, fb.vec))
+            rows.append([f[k] for k in FIT_FEATURES] + ([f["vector"]] if model else []))
+            ys.append(1.0 if pair["same"] else 0.0)
+        out[model] = (np.array(rows), np.array(ys))
+    return out
+
+
+def fit(pairs: list[dict], models: list[str], l2: float = 0.3, repeats: int = 20) -> dict:
+    """Logistic weights on raw features (as the Scorer applies them) per vector model, with the
+    cross-validated macro-F1 of the pairwise decision at p >= 0.5 (stratified 5-fold, repeated)."""
+    import numpy as np
+
+    from tgsearch.analyze.story_signals import fit_logistic
+
+    results = {}
+    for model, (x, y) in pair_features(pairs, models).items():
+        names = list(FIT_FEATURES) + (["vector"] if model else [])
+        w, b = fit_logistic(x, y, l2)
+        scores = []
+        for r in range(repeats):
+            rng = np.random.RandomState(r)
+            folds = np.zeros(len(y), dtype=int)
+            for label in (0.0, 1.0):
+                idx = np.where(y == label)[0]
+                rng.shuffle(idx)
+                folds[idx] = np.arange(len(idx)) % 5
+            pred = np.zeros(len(y))
+            for k in range(5):
+                tr, te = folds != k, folds == k
+                wk, bk = fit_logistic(x[tr], y[tr], l2)
+                pred[te] = (x[te] @ wk + bk) >= 0
+            tp = float(((pred == 1) & (y == 1)).sum())
+            fp = float(((pred == 1) & (y == 0)).sum())
+            fn = float(((pred == 0) & (y == 1)).sum())
+            tn = float(((pred == 0) & (y == 0)).sum())
+            scores.append((f1(tp, fp, fn)[2] + f1(tn, fn, fp)[2]) / 2)
+        results[model or "none"] = {"weights": {"bias": round(float(b), 3), **{n: round(float(v), 3) for n, v in zip(names, w)}},
+                                    "cv_macro_f1": float(np.mean(scores)), "cv_sd": float(np.std(scores))}
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--corpus-db", type=Path, default=None, help="a data folder with the 22k corpus ingested")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--fit", action="store_true", help="fit the Scorer's weights on the pairs (prints them)")
+    ap.add_argument("--models", default="use-multilingual-v3,e5-small-4bit",
+                    help="vector models to fit weights for (comma-separated; e5 takes minutes)")
     args = ap.parse_args(argv)
     out: dict = {}
+    if args.fit:
+        if not PAIRS.exists():
+            print(f"skipped: {PAIRS} is absent")
+            return 0
+        res = fit(load_pairs(), [m for m in args.models.split(",") if m])
+        print("| vectors | CV macro-F1 (5-fold x 20) | weights |\n|---|---|---|")
+        for model, r in res.items():
+            print(f"| {model} | {r['cv_macro_f1']:.3f} ± {r['cv_sd']:.3f} | {r['weights']} |")
+        print("\nWEIGHTS = " + json.dumps({("" if m == "none" else m): r["weights"] for m, r in res.items()}, indent=1))
+        return 0
     if PAIRS.exists():
         pairs = load_pairs()
         out["pairs"] = r = bench_pairs(pairs)

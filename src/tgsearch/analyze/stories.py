@@ -53,6 +53,8 @@ class Features:
     entities: frozenset = frozenset()     # "person:токаев", "place:астана", ...
     numbers: frozenset = frozenset()
     forwarded_from: str = ""
+    vec: np.ndarray | None = None         # the post's lead vector (unit), when the vector index has it
+    vec_model: str = ""
 
 
 @dataclass
@@ -69,37 +71,42 @@ def numbers_of(text: str) -> frozenset:
     return frozenset(n.replace(",", ".") for n in _NUMBER.findall(text) if len(n) >= 2 or n not in "0123456789")
 
 
+# Weights of P(same story), by the vectors both posts have: fitted by `python -m bench.stories --fit`
+# on the same-story pairs (../shared/data/news-samestory-pairs-ru) with these very features; the
+# time and same-channel weights are set by hand (the pairs carry neither).
+WEIGHTS: dict[str, dict[str, float]] = {
+    "": {"bias": -4.2, "cosine": 9.0, "entities": 2.0, "entity_miss": -1.0, "numbers": 1.0, "number_miss": -0.6},
+}
+HAND = {"days": -0.5, "same_channel": -1.0}
+
+
 @dataclass
 class Scorer:
-    """P(same story) from pair signals: a logistic model. The weights come from
-    bench/story_pairs.py (fitted on labelled same/different pairs); the defaults here are a
-    conservative hand setting used until then."""
-    bias: float = -4.2
-    w_cosine: float = 9.0
-    w_entities: float = 2.0
-    w_entity_miss: float = -1.0           # both name people/places and share none
-    w_numbers: float = 1.0
-    w_number_miss: float = -0.6           # both state numbers and share none
-    w_days: float = -0.5                  # per day apart
-    w_same_channel: float = -1.0
+    """P(same story) from pair signals: a logistic model whose weights depend on which vectors
+    both posts have (none, USE, e5: `WEIGHTS`); `threshold` decides."""
+    weights: dict = field(default_factory=lambda: WEIGHTS)
+    hand: dict = field(default_factory=lambda: dict(HAND))
     threshold: float = 0.5
 
     def features(self, a: Features, b: Features, cosine: float) -> dict[str, float]:
         ent = _jaccard(a.entities, b.entities)
         num = _jaccard(a.numbers, b.numbers)
         days = abs(a.date - b.date) / 86400.0 if a.date is not None and b.date is not None else 0.5   # unknown
-        return {"cosine": cosine, "entities": ent,
-                "entity_miss": float(bool(a.entities) and bool(b.entities) and ent == 0.0),
-                "numbers": num, "number_miss": float(bool(a.numbers) and bool(b.numbers) and num == 0.0),
-                "days": min(days, 7.0), "same_channel": float(a.channel == b.channel)}
+        f = {"cosine": cosine, "entities": ent,
+             "entity_miss": float(bool(a.entities) and bool(b.entities) and ent == 0.0),
+             "numbers": num, "number_miss": float(bool(a.numbers) and bool(b.numbers) and num == 0.0),
+             "days": min(days, 7.0), "same_channel": float(a.channel == b.channel)}
+        if a.vec is not None and b.vec is not None and a.vec_model == b.vec_model and a.vec_model in self.weights:
+            f["vector"] = float(np.dot(a.vec, b.vec))
+            f["_model"] = a.vec_model
+        return f
 
     def probability(self, a: Features, b: Features, cosine: float) -> float:
         f = self.features(a, b, cosine)
-        z = (self.bias + self.w_cosine * f["cosine"] + self.w_entities * f["entities"]
-             + self.w_entity_miss * f["entity_miss"] + self.w_numbers * f["numbers"]
-             + self.w_number_miss * f["number_miss"] + self.w_days * f["days"]
-             + self.w_same_channel * f["same_channel"])
-        return 1.0 / (1.0 + math.exp(-z))
+        w = self.weights.get(f.get("_model", ""), self.weights[""])
+        z = w["bias"] + sum(w.get(k, 0.0) * v for k, v in f.items() if k != "_model")
+        z += sum(self.hand[k] * f[k] for k in self.hand)
+        return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
 
 
 def _jaccard(a: frozenset, b: frozenset) -> float:
@@ -131,7 +138,7 @@ class StoryClusterer:
         self.next_story = 1
 
     # -- features -----------------------------------------------------------------------------
-    def features(self, post, entity_keys=None) -> Features:
+    def features(self, post, entity_keys=None, vector=None) -> Features:
         """A post's features; its lemmas also count towards the document frequencies."""
         text = post.text if not post.title or post.text.startswith(post.title) else f"{post.title}\n{post.text}"
         lemmas, exact = self.analyzer.terms(text)
@@ -154,9 +161,10 @@ class StoryClusterer:
         if entity_keys is None and self.entities is not None:
             entity_keys = self.entities(text)
         date = post.date.timestamp() if post.date is not None else None
+        vec, vec_model = (vector[1], vector[0]) if vector is not None else (None, "")
         return Features(post.id, post.channel, date, fingerprint_of(exact),
                         np.array([t for _, t in weighted], dtype=np.int32), weights / norm,
-                        frozenset(entity_keys or ()), numbers_of(text), post.forwarded_from or "")
+                        frozenset(entity_keys or ()), numbers_of(text), post.forwarded_from or "", vec, vec_model)
 
     @staticmethod
     def cosine(a: Features, b: Features) -> float:

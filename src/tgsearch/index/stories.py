@@ -46,12 +46,13 @@ class StoryIndex:
     """See the module docstring. One writer (the worker, or the process catching up)."""
 
     def __init__(self, root: str | Path, analyzer, *, entities: Callable | None = None,
-                 entity_model: str = "", read_only: bool = False):
+                 entity_model: str = "", read_only: bool = False, vectors: Callable | None = None):
         self.root = Path(root)
         self.path = self.root / FILE
         self.analyzer = analyzer
         self.entity_fn = entities           # texts -> per text a list of (type, name, key)
         self.entity_model = entity_model
+        self.vectors_fn = vectors           # ids -> {id: (model, unit lead vector)} (optional)
         self.read_only = read_only
         self._local = threading.local()
         self._clusterer = None
@@ -131,12 +132,13 @@ class StoryIndex:
                     chunk = ids[start:start + 2000]
                     posts = store.get_many(chunk)
                     ents = self._post_entities(chunk)
+                    vecs = self._vectors(chunk)
                     for pid in sorted(chunk, key=lambda p: (posts[p].date is None, posts[p].date or 0, p)
                                       if p in posts else (True, 0, p)):
                         post = posts.get(pid)
                         if post is None:
                             continue
-                        f = c.features(post, [f"{t}:{k}" for t, _, k in ents.get(pid, ())])
+                        f = c.features(post, [f"{t}:{k}" for t, _, k in ents.get(pid, ())], vecs.get(pid))
                         story, copy_of = placed[pid]
                         c.restore(f, story, copy_of)
             self._clusterer = c
@@ -182,6 +184,14 @@ class StoryIndex:
             return {}
         return {p.id: list(ents) for p, ents in zip(posts, found)}
 
+    def _vectors(self, ids: list[str]) -> dict:
+        if self.vectors_fn is None or not ids:
+            return {}
+        try:
+            return self.vectors_fn(ids)
+        except Exception:   # noqa: BLE001 - vectors are a bonus: placing goes on without them
+            return {}
+
     def _apply(self, c, batch: list) -> int:
         """Place one batch (date order within it), write the outcome and the mark together."""
         last_version = max(v for v, _ in batch)
@@ -189,6 +199,7 @@ class StoryIndex:
         rows, ent_rows, removed, copy_updates = [], [], [], {}
         posts = sorted((p for _, p in batch), key=lambda p: (p.date is None, p.date.timestamp() if p.date else 0, p.id))
         found = self._entities([p for p in posts if not p.deleted and (p.text or p.title)])
+        vecs = self._vectors([p.id for p in posts if not p.deleted])
         for post in posts:
             old = c.story_of.get(post.id)
             if old is not None:
@@ -199,7 +210,7 @@ class StoryIndex:
                 removed.append(post.id)
                 continue
             ents = found.get(post.id, [])
-            f = c.features(post, [f"{t}:{k}" for t, _, k in ents])
+            f = c.features(post, [f"{t}:{k}" for t, _, k in ents], vecs.get(post.id))
             d = c.place(f)
             touched_stories.add(d.story)
             for pid in d.changed:

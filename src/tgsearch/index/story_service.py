@@ -60,6 +60,41 @@ def default_entities():
     return extract, "natasha-slovnet"
 
 
+def lead_vectors(store):
+    """ids -> {id: (model, unit vector of the post's first passage)} from the folder's active vector
+    index, for the posts that have one (stories use them when there; they never wait for them)."""
+    import sqlite3
+
+    import numpy as np
+
+    from .vectors import active_model, vectors_dir
+
+    def read(ids: list[str]) -> dict:
+        model = active_model(store)
+        path = vectors_dir(store.root, model) / "vectors.sqlite"
+        if not path.exists() or not ids:
+            return {}
+        out = {}
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+        try:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                for pid, vec in conn.execute(
+                        f"SELECT post_id, vec FROM entries WHERE passage = 0 AND post_id IN ({marks})", chunk):
+                    v = np.frombuffer(vec, dtype=np.float16).astype(np.float32)
+                    n = float(np.linalg.norm(v))
+                    if n > 0:
+                        out[pid] = (model, v / n)
+        except sqlite3.Error:
+            return {}
+        finally:
+            conn.close()
+        return out
+
+    return read
+
+
 class StoryService:
     def __init__(self, store, analyzer_fn, mode: str | None = None, *, read_only: bool = False):
         self.store = store
@@ -84,7 +119,9 @@ class StoryService:
 
     def _open(self, read_only: bool) -> StoryIndex:
         fn, model = default_entities()
-        return StoryIndex(self.root, self._analyzer_fn(), entities=fn, entity_model=model, read_only=read_only)
+        return StoryIndex(self.root, self._analyzer_fn(), entities=fn, entity_model=model, read_only=read_only,
+                          vectors=None if os.environ.get("TGSEARCH_STORY_VECTORS", "").lower() == "off"
+                          else lead_vectors(self.store))
 
     def _writable(self) -> StoryIndex:
         if self.read_only:
