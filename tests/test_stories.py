@@ -220,3 +220,20 @@ def test_entity_query_fields_and_facets(served):
     assert places.get("Павлодар", 0) >= 3 and set(r["facets"]) >= {"person", "org", "place", "channel"}
     page = c.get("/", params={"q": "мост", "mode": "lexical"}).text
     assert 'data-facet="place"' in page and "place%3A%D0%9F%D0%B0%D0%B2%D0%BB%D0%BE%D0%B4%D0%B0%D1%80" in page
+
+
+def test_lead_vectors_are_used_when_the_vector_index_has_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("TGSEARCH_STORIES", "sync")
+    src = tmp_path / "posts.jsonl"
+    src.write_text("\n".join(json.dumps({"id": p.id, "channel": p.channel, "text": p.text, "date": p.date.isoformat()},
+                                        ensure_ascii=False) for p in POSTS), encoding="utf-8")
+    b = EmbeddedBackend(tmp_path / "db", vectors="sync")
+    try:
+        b.ingest([src])
+        c = b.stories.index.clusterer(b.store)
+        assert {f.vec_model for f in c.posts.values()} == {"use-multilingual-v3"}
+        p = b.stories.index.placements([p.id for p in POSTS])
+        assert len({p[i]["story"] for i in ("irtysh/10", "pavlodar/5", "steppe/77", "kaznews/301")}) == 1
+        assert p["astana/9"]["story"] != p["irtysh/10"]["story"] != p["irtysh/11"]["story"]
+    finally:
+        b.close()

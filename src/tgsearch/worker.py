@@ -4,7 +4,8 @@
 (``EmbeddedBackend(..., worker=True)``). The worker wakes when a write pokes it or every
 `interval` seconds, brings the lexical index up to the store (one writer, in this process),
 then fills missing vectors in this thread (no filler process, no embedding pool), a batch at a
-time so that the next write's lexical catch-up never waits behind a long fill. It is the only
+time so that the next write's lexical catch-up never waits behind a long fill, then places new
+posts in stories (index/stories.py: copies, stories, entities), a batch at a time as well. It is the only
 thread of the process that writes the indexes.
 
 It stops on `stop()` (the backend's `close()`, when the server shuts down), or by itself when

@@ -97,7 +97,7 @@ class Scorer:
              "numbers": num, "number_miss": float(bool(a.numbers) and bool(b.numbers) and num == 0.0),
              "days": min(days, 7.0), "same_channel": float(a.channel == b.channel)}
         if a.vec is not None and b.vec is not None and a.vec_model == b.vec_model and a.vec_model in self.weights:
-            f["vector"] = float(np.dot(a.vec, b.vec))
+            f["vector"] = float(np.dot(a.vec.astype(np.float32), b.vec.astype(np.float32)))
             f["_model"] = a.vec_model
         return f
 
@@ -161,7 +161,8 @@ class StoryClusterer:
         if entity_keys is None and self.entities is not None:
             entity_keys = self.entities(text)
         date = post.date.timestamp() if post.date is not None else None
-        vec, vec_model = (vector[1], vector[0]) if vector is not None else (None, "")
+        # float16 in memory (a 512-dim vector: 1 KB a post)
+        vec, vec_model = (np.asarray(vector[1], dtype=np.float16), vector[0]) if vector is not None else (None, "")
         return Features(post.id, post.channel, date, fingerprint_of(exact),
                         np.array([t for _, t in weighted], dtype=np.int32), weights / norm,
                         frozenset(entity_keys or ()), numbers_of(text), post.forwarded_from or "", vec, vec_model)
