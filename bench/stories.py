@@ -1,6 +1,7 @@
 """Stories and copies through the real pipeline: quality on labelled pairs, copies, speed.
 
 Run: .venv/bin/python -m bench.stories [--corpus-db DIR] [--json]
+     .venv/bin/python -m bench.stories --fit [--models use-multilingual-v3,e5-small-4bit]
 
 1. Same-story pairs (`../shared/data/news-samestory-pairs-ru`, 195 pairs of Russian news texts
    labelled same story / different story): every text of every pair becomes a post (title + text,
@@ -9,12 +10,16 @@ Run: .venv/bin/python -m bench.stories [--corpus-db DIR] [--json]
    predicted "same" when both posts end up in one story. Reported: precision/recall/F1 of "same",
    of "different", and their macro-F1; pairs linked as copies and how many of them are labelled
    different (must be 0).
-2. Copies: posts from the 22k corpus (`--corpus-db`, a data folder with it ingested; skipped
-   without one) are re-posted in other channels with the edits copy-paste channels make (emoji
-   lead, a "подписывайтесь" footer, another signature, one word changed), an hour later; reported:
-   the share linked as copies of their original (`copy_of`), and copies linked to any other post.
-3. Speed: placing every post of the corpus data folder from scratch (posts/s), restoring the state
-   in a new process, and placing one new post (median of 50) with the state warm.
+2. The 22k corpus (`--corpus-db`, a data folder with it ingested, and its vectors if built;
+   skipped without one), copied to a temporary folder: stories placed from scratch with entities
+   and the folder's lead vectors, as a data folder builds them (posts/s); the development pairs
+   judged by reading (bench/data/story_dev_pairs.tsv, rules in story_dev_rules.md): precision,
+   recall, F1 and macro-F1 of "same story", and different-story pairs linked as copies.
+3. Copies and speed: the state restored in a new process (seconds), then 300 posts re-posted in
+   other channels with the edits copy-paste channels make (emoji lead, a "подписывайтесь" footer,
+   another signature, one word changed), an hour later, the first 50 placed one at a time (median
+   and p95 per post); reported: the share linked to their first poster (`copy_of`), and copies
+   linked to any other post.
 """
 
 from __future__ import annotations
@@ -118,15 +123,51 @@ def one_word_changed(text: str, rng: random.Random) -> str:
     return " ".join(words)
 
 
-def bench_copies(corpus_db: Path, n: int = 300) -> dict:
+def bench_corpus(corpus_db: Path, n: int = 300) -> dict:
+    """Stories over the whole corpus (entities and the folder's lead vectors included, as a data
+    folder builds them), the development pairs, a restart, then re-posted copies one by one."""
+    from bench.story_dev_sample import load_dev_pairs
     from tgsearch.analyze.analyzer import default_analyzer
     from tgsearch.index.stories import StoryIndex
+    from tgsearch.index.story_service import default_entities, lead_vectors
     from tgsearch.store import Store
 
     rng = random.Random(7)
     with tempfile.TemporaryDirectory() as tmp:
         shutil.copy(corpus_db / "store.sqlite", Path(tmp) / "store.sqlite")
+        if (corpus_db / "vectors").exists():
+            shutil.copytree(corpus_db / "vectors", Path(tmp) / "vectors")
         store = Store(tmp, create=False)
+        ner, model = default_entities()
+
+        def open_index():
+            return StoryIndex(store.root, default_analyzer(), entities=ner, entity_model=model,
+                              vectors=lead_vectors(store))
+
+        index = open_index()
+        t0 = time.perf_counter()
+        index.catch_up(store)                       # the corpus
+        corpus_s = time.perf_counter() - t0
+        status0 = index.status(store)
+        # the development pairs
+        pairs = load_dev_pairs()
+        placed = index.placements([x for a, b, _ in pairs for x in (a, b)])
+        tp = fp = fn = tn = copy_bad = missing = 0
+        for a, b, same in pairs:
+            if a not in placed or b not in placed:
+                missing += 1
+                continue
+            got = placed[a]["story"] == placed[b]["story"]
+            tp += got and same
+            fp += got and not same
+            fn += (not got) and same
+            tn += (not got) and not same
+            linked = placed[a]["copy_of"] in (b, placed[b]["copy_of"]) and placed[a]["copy_of"] is not None \
+                or placed[b]["copy_of"] == a
+            copy_bad += linked and not same
+        ps, rs, fs = f1(tp, fp, fn)
+        pd, rd, fd = f1(tn, fn, fp)
+        # a restart, then copies placed one by one
         live = [p for p in store.iter_posts() if p.date is not None and len(p.text.split()) >= 15]
         originals = rng.sample(live, min(n, len(live)))
         copies = []
@@ -136,13 +177,8 @@ def bench_copies(corpus_db: Path, n: int = 300) -> dict:
                 text = one_word_changed(text, rng)
             copies.append(p.evolve(id=f"copybench{i % 7}/{i}", channel=f"copybench{i % 7}", channel_title="",
                                    text=text, date=p.date + timedelta(hours=1), forwarded_from="", views=None))
-        index = StoryIndex(store.root, default_analyzer())
-        t0 = time.perf_counter()
-        index.catch_up(store)                       # the corpus
-        corpus_s = time.perf_counter() - t0
-        n_corpus = len(live)
         t1 = time.perf_counter()
-        index2 = StoryIndex(store.root, default_analyzer())
+        index2 = open_index()
         index2.clusterer(store)                     # a new process: state restored from the database
         restore_s = time.perf_counter() - t1
         lat = []
@@ -153,20 +189,24 @@ def bench_copies(corpus_db: Path, n: int = 300) -> dict:
             lat.append(time.perf_counter() - t)
         store.upsert(copies[50:])
         index2.catch_up(store)
-        placed = index2.placements([c.id for c in copies])
-        linked = sum(1 for c, o in zip(copies, originals) if (placed.get(c.id) or {}).get("copy_of") in
-                     {o.id, (index2.placements([o.id]).get(o.id) or {}).get("copy_of")})
-        wrong = sum(1 for c, o in zip(copies, originals)
-                    if (placed.get(c.id) or {}).get("copy_of") not in (None, o.id,
-                                                                      (index2.placements([o.id]).get(o.id) or {}).get("copy_of")))
-        status = index2.status(store)
+        placed = index2.placements([c.id for c in copies] + [o.id for o in originals])
+        linked = wrong = 0
+        for c, o in zip(copies, originals):
+            of = (placed.get(c.id) or {}).get("copy_of")
+            root = (placed.get(o.id) or {}).get("copy_of") or o.id
+            linked += of == root
+            wrong += of is not None and of != root
         store.close()
-    return {"copies": len(copies), "linked": linked, "linked_share": linked / len(copies), "linked_elsewhere": wrong,
-            "corpus_posts": status["posts"] - len(copies), "corpus_seconds": corpus_s,
-            "corpus_posts_per_s": status["posts"] / corpus_s if corpus_s else 0.0, "restore_seconds": restore_s,
-            "place_one_median_ms": statistics.median(lat) * 1000, "place_one_p95_ms": sorted(lat)[int(0.95 * len(lat))] * 1000,
-            "stories": status["stories"], "multi_post_stories": status["multi_post_stories"],
-            "corpus_copies": status["copies"] - linked, "n_live": n_corpus}
+    return {"corpus_posts": status0["posts"], "corpus_seconds": corpus_s,
+            "corpus_posts_per_s": status0["posts"] / corpus_s if corpus_s else 0.0,
+            "stories": status0["stories"], "multi_post_stories": status0["multi_post_stories"],
+            "corpus_copies": status0["copies"], "entities": model or "none",
+            "dev_pairs": len(pairs) - missing, "dev_missing": missing, "dev_tp": tp, "dev_fp": fp, "dev_fn": fn, "dev_tn": tn,
+            "dev_same_f1": fs, "dev_diff_f1": fd, "dev_macro_f1": (fs + fd) / 2, "dev_same_precision": ps,
+            "dev_same_recall": rs, "dev_copy_links_on_different": copy_bad,
+            "copies": len(copies), "linked": linked, "linked_share": linked / len(copies), "linked_elsewhere": wrong,
+            "restore_seconds": restore_s, "place_one_median_ms": statistics.median(lat) * 1000,
+            "place_one_p95_ms": sorted(lat)[int(0.95 * len(lat))] * 1000}
 
 
 FIT_FEATURES = ("cosine", "entities", "entity_miss", "numbers", "number_miss")
@@ -287,13 +327,17 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"skipped the pairs: {PAIRS} is absent")
     if args.corpus_db and (args.corpus_db / "store.sqlite").exists():
-        out["copies"] = c = bench_copies(args.corpus_db)
+        out["corpus"] = c = bench_corpus(args.corpus_db)
         if not args.json:
-            print(f"\ncopies: {c['linked']} of {c['copies']} re-posted copies linked to their original "
+            print(f"\ncorpus: {c['corpus_posts']} posts placed from scratch (entities: {c['entities']}) in "
+                  f"{c['corpus_seconds']:.1f} s ({c['corpus_posts_per_s']:.0f} posts/s): {c['stories']} stories, "
+                  f"{c['multi_post_stories']} with more than one post, {c['corpus_copies']} copies")
+            print(f"development pairs (bench/data/story_dev_pairs.tsv, {c['dev_pairs']} placed): same-story F1 "
+                  f"{c['dev_same_f1']:.3f} (precision {c['dev_same_precision']:.3f}, recall {c['dev_same_recall']:.3f}), "
+                  f"different F1 {c['dev_diff_f1']:.3f}, macro-F1 {c['dev_macro_f1']:.3f}; different-story pairs "
+                  f"linked as copies: {c['dev_copy_links_on_different']}")
+            print(f"copies: {c['linked']} of {c['copies']} re-posted copies linked to their first poster "
                   f"({100 * c['linked_share']:.1f}%), {c['linked_elsewhere']} linked to another post")
-            print(f"corpus: {c['corpus_posts']} posts placed from scratch in {c['corpus_seconds']:.1f} s "
-                  f"({c['corpus_posts_per_s']:.0f} posts/s): {c['stories']} stories, {c['multi_post_stories']} with "
-                  f"more than one post, {c['corpus_copies']} copies among the corpus's own posts")
             print(f"restore in a new process: {c['restore_seconds']:.1f} s; placing one new post: median "
                   f"{c['place_one_median_ms']:.0f} ms, p95 {c['place_one_p95_ms']:.0f} ms")
     elif args.corpus_db:
