@@ -234,10 +234,18 @@ def pair_features(pairs: list[dict], models: list[str]) -> dict[str, "object"]:
     keys = {p.id: [f"{e.type}:{entity_key(e.name)}" for e in es] for p, es in zip(posts, ents)}
     vecs: dict[str, dict] = {}
     for model in models:
-        emb = get_embedder(model)
-        t0 = time.perf_counter()
-        v = normalize(emb.embed_documents([passages_for(p)[0].text for p in posts]))
-        print(f"  {model}: {len(posts)} first passages embedded in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+        texts = [passages_for(p)[0].text for p in posts]
+        import hashlib
+
+        digest = hashlib.sha1(("\x00".join(texts) + model).encode("utf-8")).hexdigest()[:16]
+        cache = Path(tempfile.gettempdir()) / f"tgsearch-bench-stories-{digest}.npy"
+        if cache.exists():
+            v = np.load(cache)
+        else:
+            t0 = time.perf_counter()
+            v = normalize(get_embedder(model).embed_documents(texts))
+            print(f"  {model}: {len(posts)} first passages embedded in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+            np.save(cache, v)
         vecs[model] = {p.id: v[j] for j, p in enumerate(posts)}
     c = StoryClusterer(default_analyzer())
     for p in posts:                     # document frequencies over every text first
@@ -261,17 +269,24 @@ def pair_features(pairs: list[dict], models: list[str]) -> dict[str, "object"]:
     return out
 
 
-def fit(pairs: list[dict], models: list[str], l2: float = 0.3, repeats: int = 20) -> dict:
+def fit(pairs: list[dict], models: list[str], l2: float = 1.0, repeats: int = 20) -> dict:
     """Logistic weights on raw features (as the Scorer applies them) per vector model, with the
     cross-validated macro-F1 of the pairwise decision at p >= 0.5 (stratified 5-fold, repeated)."""
     import numpy as np
 
     from tgsearch.analyze.story_signals import fit_logistic
 
+    def fit_raw(x, y):
+        """Fit on standardised features, return weights for the raw ones (as the Scorer applies them)."""
+        mean, scale = x.mean(axis=0), x.std(axis=0)
+        scale[scale == 0] = 1.0
+        w, b = fit_logistic((x - mean) / scale, y, l2)
+        return w / scale, b - float(np.sum(w * mean / scale))
+
     results = {}
     for model, (x, y) in pair_features(pairs, models).items():
         names = list(FIT_FEATURES) + (["vector"] if model else [])
-        w, b = fit_logistic(x, y, l2)
+        w, b = fit_raw(x, y)
         scores = []
         for r in range(repeats):
             rng = np.random.RandomState(r)
@@ -283,7 +298,7 @@ def fit(pairs: list[dict], models: list[str], l2: float = 0.3, repeats: int = 20
             pred = np.zeros(len(y))
             for k in range(5):
                 tr, te = folds != k, folds == k
-                wk, bk = fit_logistic(x[tr], y[tr], l2)
+                wk, bk = fit_raw(x[tr], y[tr])
                 pred[te] = (x[te] @ wk + bk) >= 0
             tp = float(((pred == 1) & (y == 1)).sum())
             fp = float(((pred == 1) & (y == 0)).sum())

@@ -237,3 +237,13 @@ def test_lead_vectors_are_used_when_the_vector_index_has_them(tmp_path, monkeypa
         assert p["astana/9"]["story"] != p["irtysh/10"]["story"] != p["irtysh/11"]["story"]
     finally:
         b.close()
+
+
+def test_near_identical_texts_with_other_figures_are_not_copies(store):
+    rate = "Курс доллара на Московской бирже поднялся до {} рубля впервые с начала октября, сообщают трейдеры."
+    store.upsert([post("fx/1", rate.format("92,5"), 0), post("fx2/1", rate.format("93,1"), 1),
+                  post("fx3/1", rate.format("92,5") + "\n\nПодписывайтесь @fx3", 1.5)])
+    index = StoryIndex(store.root, default_analyzer())
+    index.catch_up(store)
+    p = placed(index, store)
+    assert p["fx2/1"]["copy_of"] is None and p["fx3/1"]["copy_of"] == "fx/1"
