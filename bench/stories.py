@@ -65,9 +65,13 @@ def f1(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
     return p, r, (2 * p * r / (p + r) if p + r else 0.0)
 
 
-def bench_pairs(pairs: list[dict]) -> dict:
+def bench_pairs(pairs: list[dict], model: str = "") -> dict:
+    """The pairs through the pipeline with entities, and with `model`'s first-passage vectors
+    (as the vector index would hold them) when given."""
     from tgsearch.analyze.analyzer import default_analyzer
     from tgsearch.index.stories import StoryIndex
+    from tgsearch.index.story_service import default_entities
+    from tgsearch.index.vectors import passages_for
     from tgsearch.post import Post
     from tgsearch.store import Store
 
@@ -81,7 +85,15 @@ def bench_pairs(pairs: list[dict]) -> dict:
                 posts.append(Post(id=f"{side}{i}/1", channel=f"{side}{i}", title=title.strip(),
                                   text=f"{title.strip()}\n\n{text.strip()}", date=day + timedelta(hours=hours)))
         store.upsert(posts)
-        index = StoryIndex(store.root, default_analyzer())
+        vectors = None  # noqa: F841 - replaced below when a model is given
+        if model:
+            table = embed_cached(model, [passages_for(p)[0].text for p in posts])
+            by_id = {p.id: (model, table[j]) for j, p in enumerate(posts)}
+
+            def vectors(ids):
+                return {i: by_id[i] for i in ids if i in by_id}
+        ner, ner_model = default_entities()
+        index = StoryIndex(store.root, default_analyzer(), entities=ner, entity_model=ner_model, vectors=vectors)
         t0 = time.perf_counter()
         index.catch_up(store)
         took = time.perf_counter() - t0
@@ -104,7 +116,7 @@ def bench_pairs(pairs: list[dict]) -> dict:
     return {"pairs": len(pairs), "same": tp + fn, "different": tn + fp, "tp": tp, "fp": fp, "fn": fn, "tn": tn,
             "same_precision": ps, "same_recall": rs, "same_f1": fs, "diff_precision": pd, "diff_recall": rd,
             "diff_f1": fd, "macro_f1": (fs + fd) / 2, "copy_links": copies, "copy_links_on_different": copies_bad,
-            "seconds": took}
+            "seconds": took, "vectors": model or "none"}
 
 
 EDITS = [
@@ -212,13 +224,31 @@ def bench_corpus(corpus_db: Path, n: int = 300) -> dict:
 FIT_FEATURES = ("cosine", "entities", "entity_miss", "numbers", "number_miss")
 
 
+def embed_cached(model: str, texts: list[str]):
+    """Unit vectors of `texts` by `model`, cached in the temp folder (e5 takes minutes)."""
+    import hashlib
+
+    import numpy as np
+
+    from tgsearch.analyze.embed import get_embedder, normalize
+
+    digest = hashlib.sha1(("\x00".join(texts) + model).encode("utf-8")).hexdigest()[:16]
+    cache = Path(tempfile.gettempdir()) / f"tgsearch-bench-stories-{digest}.npy"
+    if cache.exists():
+        return np.load(cache)
+    t0 = time.perf_counter()
+    v = normalize(get_embedder(model).embed_documents(texts))
+    print(f"  {model}: {len(texts)} first passages embedded in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    np.save(cache, v)
+    return v
+
+
 def pair_features(pairs: list[dict], models: list[str]) -> dict[str, "object"]:
     """The clusterer's own pair features for every labelled pair, with each vector model's
     first-passage vectors (as the vector index stores them) -> {model or '': (x, y)}."""
     import numpy as np
 
     from tgsearch.analyze.analyzer import default_analyzer
-    from tgsearch.analyze.embed import get_embedder, normalize
     from tgsearch.analyze.entities import entities_many, entity_key
     from tgsearch.analyze.stories import Scorer, StoryClusterer
     from tgsearch.index.vectors import passages_for
@@ -234,18 +264,7 @@ def pair_features(pairs: list[dict], models: list[str]) -> dict[str, "object"]:
     keys = {p.id: [f"{e.type}:{entity_key(e.name)}" for e in es] for p, es in zip(posts, ents)}
     vecs: dict[str, dict] = {}
     for model in models:
-        texts = [passages_for(p)[0].text for p in posts]
-        import hashlib
-
-        digest = hashlib.sha1(("\x00".join(texts) + model).encode("utf-8")).hexdigest()[:16]
-        cache = Path(tempfile.gettempdir()) / f"tgsearch-bench-stories-{digest}.npy"
-        if cache.exists():
-            v = np.load(cache)
-        else:
-            t0 = time.perf_counter()
-            v = normalize(get_embedder(model).embed_documents(texts))
-            print(f"  {model}: {len(posts)} first passages embedded in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
-            np.save(cache, v)
+        v = embed_cached(model, [passages_for(p)[0].text for p in posts])
         vecs[model] = {p.id: v[j] for j, p in enumerate(posts)}
     c = StoryClusterer(default_analyzer())
     for p in posts:                     # document frequencies over every text first
@@ -331,14 +350,19 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if PAIRS.exists():
         pairs = load_pairs()
-        out["pairs"] = r = bench_pairs(pairs)
+        out["pairs"] = []
         if not args.json:
-            print(f"same-story pairs ({r['pairs']}: {r['same']} same, {r['different']} different), all in one folder:")
-            print("| class | precision | recall | F1 |\n|---|---|---|---|")
-            print(f"| same story | {r['same_precision']:.3f} | {r['same_recall']:.3f} | {r['same_f1']:.3f} |")
-            print(f"| different | {r['diff_precision']:.3f} | {r['diff_recall']:.3f} | {r['diff_f1']:.3f} |")
-            print(f"macro-F1 {r['macro_f1']:.3f}; pairs linked as copies: {r['copy_links']}, of them labelled "
-                  f"different: {r['copy_links_on_different']}; placing {2 * r['pairs']} posts took {r['seconds']:.1f} s")
+            print(f"same-story pairs ({len(pairs)}), all in one folder, through the pipeline (entities on):")
+            print("| vectors | same P / R / F1 | different P / R / F1 | macro-F1 | copy links (on different) | s |")
+            print("|---|---|---|---|---|---|")
+        for model in [""] + [m for m in args.models.split(",") if m]:
+            r = bench_pairs(pairs, model)
+            out["pairs"].append(r)
+            if not args.json:
+                print(f"| {r['vectors']} | {r['same_precision']:.3f} / {r['same_recall']:.3f} / {r['same_f1']:.3f} | "
+                      f"{r['diff_precision']:.3f} / {r['diff_recall']:.3f} / {r['diff_f1']:.3f} | "
+                      f"**{r['macro_f1']:.3f}** | {r['copy_links']} ({r['copy_links_on_different']}) | {r['seconds']:.1f} |",
+                      flush=True)
     else:
         print(f"skipped the pairs: {PAIRS} is absent")
     if args.corpus_db and (args.corpus_db / "store.sqlite").exists():
