@@ -85,13 +85,11 @@ def bench_pairs(pairs: list[dict], model: str = "") -> dict:
                 posts.append(Post(id=f"{side}{i}/1", channel=f"{side}{i}", title=title.strip(),
                                   text=f"{title.strip()}\n\n{text.strip()}", date=day + timedelta(hours=hours)))
         store.upsert(posts)
-        vectors = None  # noqa: F841 - replaced below when a model is given
+        vectors = None
         if model:
             table = embed_cached(model, [passages_for(p)[0].text for p in posts])
             by_id = {p.id: (model, table[j]) for j, p in enumerate(posts)}
-
-            def vectors(ids):
-                return {i: by_id[i] for i in ids if i in by_id}
+            vectors = lambda ids: {i: by_id[i] for i in ids if i in by_id}  # noqa: E731
         ner, ner_model = default_entities()
         index = StoryIndex(store.root, default_analyzer(), entities=ner, entity_model=ner_model, vectors=vectors)
         t0 = time.perf_counter()
