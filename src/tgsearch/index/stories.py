@@ -13,6 +13,7 @@ type, name, key), `state` (hwm, the analyzer and entity model that built it).
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 from typing import Callable, Iterable
@@ -22,6 +23,8 @@ from ..store import connect_wal
 
 FILE = "analysis.sqlite"
 BATCH = 500
+PARALLEL_FROM = 3000    # backlog from which entities are found in worker processes
+NER_PROCESSES = min(2, os.cpu_count() or 1)
 BUILT_BY = "stories-1"      # bump when placing changes: the folder's stories are rebuilt
 
 SCHEMA = """
@@ -150,34 +153,76 @@ class StoryIndex:
 
     def catch_up(self, store, on_progress: Callable[[int, int], None] | None = None,
                  stop: threading.Event | None = None) -> int:
-        """Place every post written since the mark; returns how many were placed or removed."""
+        """Place every post written since the mark; returns how many were placed or removed.
+
+        A big backlog (a first build) finds entities in `NER_PROCESSES` processes a few batches
+        ahead of placing (the NER model is the slow part); a small one in this thread."""
         if self.read_only:
             return 0
         with self._write_lock:
             c = self.clusterer(store)
             hwm = self.hwm()
-            done = 0
+            pool = None
+            if (self.entity_fn is not None and getattr(self.entity_fn, "picklable", False)
+                    and NER_PROCESSES > 1 and store.count_since(hwm) >= PARALLEL_FROM):
+                import multiprocessing
+                from concurrent.futures import ProcessPoolExecutor
+
+                pool = ProcessPoolExecutor(NER_PROCESSES, mp_context=multiprocessing.get_context("spawn"))
+            try:
+                return self._catch_up(store, c, hwm, pool, on_progress, stop)
+            finally:
+                if pool is not None:
+                    pool.shutdown(cancel_futures=True)
+
+    def _catch_up(self, store, c, hwm, pool, on_progress, stop) -> int:
+        from collections import deque
+
+        def batches():
             batch: list = []
             for version, post in store.iter_since(hwm):
                 batch.append((version, post))
                 if len(batch) >= BATCH:
-                    done += self._apply(c, batch)
+                    yield batch
                     batch = []
-                    if on_progress:
-                        on_progress(done, store.max_version())
-                    if stop is not None and stop.is_set():
-                        return done
             if batch:
+                yield batch
+
+        ahead: deque = deque()
+        source = batches()
+        done = 0
+        while True:
+            while pool is not None and len(ahead) < 2 * NER_PROCESSES:
+                batch = next(source, None)
+                if batch is None:
+                    break
+                live = [p for _, p in batch if not p.deleted and (p.text or p.title)]
+                ahead.append((batch, live, pool.submit(self.entity_fn, [_ner_text(p) for p in live])))
+            if pool is not None:
+                if not ahead:
+                    break
+                batch, live, future = ahead.popleft()
+                try:
+                    found = {p.id: list(e) for p, e in zip(live, future.result())}
+                except Exception:   # noqa: BLE001 - a failed batch costs its entities, not its placing
+                    found = {}
+                done += self._apply(c, batch, found)
+            else:
+                batch = next(source, None)
+                if batch is None:
+                    break
                 done += self._apply(c, batch)
-                if on_progress:
-                    on_progress(done, store.max_version())
-            return done
+            if on_progress:
+                on_progress(done, store.max_version())
+            if stop is not None and stop.is_set():
+                break
+        return done
 
     def _entities(self, posts: list) -> dict[str, list[tuple[str, str, str]]]:
         """post id -> [(type, name, key)] for a batch (the NER model runs on the batch at once)."""
         if self.entity_fn is None or not posts:
             return {}
-        texts = [p.text if not p.title or p.text.startswith(p.title) else f"{p.title}\n{p.text}" for p in posts]
+        texts = [_ner_text(p) for p in posts]
         try:
             found = self.entity_fn(texts)
         except Exception:   # noqa: BLE001 - a model failing on a batch costs that batch's entities
@@ -192,13 +237,14 @@ class StoryIndex:
         except Exception:   # noqa: BLE001 - vectors are a bonus: placing goes on without them
             return {}
 
-    def _apply(self, c, batch: list) -> int:
+    def _apply(self, c, batch: list, found: dict | None = None) -> int:
         """Place one batch (date order within it), write the outcome and the mark together."""
         last_version = max(v for v, _ in batch)
         touched_stories: set[int] = set()
         rows, ent_rows, removed, copy_updates = [], [], [], {}
         posts = sorted((p for _, p in batch), key=lambda p: (p.date is None, p.date.timestamp() if p.date else 0, p.id))
-        found = self._entities([p for p in posts if not p.deleted and (p.text or p.title)])
+        if found is None:
+            found = self._entities([p for p in posts if not p.deleted and (p.text or p.title)])
         vecs = self._vectors([p.id for p in posts if not p.deleted])
         for post in posts:
             old = c.story_of.get(post.id)
@@ -350,6 +396,10 @@ class StoryIndex:
         behind = store.count_since(self.hwm())
         return {"complete": behind == 0, "stories": stories[0], "multi_post_stories": stories[1],
                 "posts": placed, "copies": copies, "behind": behind, "built_by": self._get("built_by")}
+
+
+def _ner_text(post) -> str:
+    return post.text if not post.title or post.text.startswith(post.title) else f"{post.title}\n{post.text}"
 
 
 def iso_ts(ts: float) -> str:

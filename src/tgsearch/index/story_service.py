@@ -49,15 +49,21 @@ def default_entities():
     TGSEARCH_ENTITIES=off turns entities off."""
     if os.environ.get("TGSEARCH_ENTITIES", "").lower() == "off":
         return None, ""
-    try:
-        from ..analyze import entities as ner
-    except ImportError:
+    import importlib.util
+
+    if importlib.util.find_spec("natasha") is None:
         return None, ""
+    return extract_entities, "natasha-slovnet"
 
-    def extract(texts):
-        return [[(e.type, e.name, ner.entity_key(e.name)) for e in ents] for ents in ner.entities_many(texts)]
 
-    return extract, "natasha-slovnet"
+def extract_entities(texts: list[str]) -> list[list[tuple[str, str, str]]]:
+    """[(type, name, key)] per text (natasha); module-level, so worker processes can run it."""
+    from ..analyze import entities as ner
+
+    return [[(e.type, e.name, ner.entity_key(e.name)) for e in ents] for ents in ner.entities_many(texts)]
+
+
+extract_entities.picklable = True
 
 
 def lead_vectors(store):
