@@ -168,7 +168,8 @@ class StoryIndex:
                 import multiprocessing
                 from concurrent.futures import ProcessPoolExecutor
 
-                pool = ProcessPoolExecutor(NER_PROCESSES, mp_context=multiprocessing.get_context("spawn"))
+                pool = ProcessPoolExecutor(NER_PROCESSES, mp_context=multiprocessing.get_context("spawn"),
+                                           initializer=_one_thread)
             try:
                 return self._catch_up(store, c, hwm, pool, on_progress, stop)
             finally:
@@ -197,15 +198,19 @@ class StoryIndex:
                 if batch is None:
                     break
                 live = [p for _, p in batch if not p.deleted and (p.text or p.title)]
-                ahead.append((batch, live, pool.submit(self.entity_fn, [_ner_text(p) for p in live])))
-            if pool is not None:
-                if not ahead:
-                    break
-                batch, live, future = ahead.popleft()
                 try:
-                    found = {p.id: list(e) for p, e in zip(live, future.result())}
-                except Exception:   # noqa: BLE001 - a failed batch costs its entities, not its placing
-                    found = {}
+                    future = pool.submit(self.entity_fn, [_ner_text(p) for p in live])
+                except Exception:   # noqa: BLE001 - a broken pool (e.g. no __main__ guard): NER here instead
+                    future, pool = None, None
+                ahead.append((batch, live, future))
+            if ahead:
+                batch, live, future = ahead.popleft()
+                found = None          # _apply finds them in this thread
+                if future is not None:
+                    try:
+                        found = {p.id: list(e) for p, e in zip(live, future.result())}
+                    except Exception:   # noqa: BLE001 - as above, for this batch
+                        pool = None
                 done += self._apply(c, batch, found)
             else:
                 batch = next(source, None)
@@ -396,6 +401,12 @@ class StoryIndex:
         behind = store.count_since(self.hwm())
         return {"complete": behind == 0, "stories": stories[0], "multi_post_stories": stories[1],
                 "posts": placed, "copies": copies, "behind": behind, "built_by": self._get("built_by")}
+
+
+def _one_thread() -> None:
+    """In an NER worker process: one BLAS/OpenMP thread each (the processes are the parallelism)."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = "1"
 
 
 def _ner_text(post) -> str:
