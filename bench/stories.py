@@ -145,8 +145,8 @@ def bench_corpus(corpus_db: Path, n: int = 300) -> dict:
     rng = random.Random(7)
     with tempfile.TemporaryDirectory() as tmp:
         shutil.copy(corpus_db / "store.sqlite", Path(tmp) / "store.sqlite")
-        if (corpus_db / "vectors").exists():
-            shutil.copytree(corpus_db / "vectors", Path(tmp) / "vectors")
+        if (corpus_db / "index" / "vectors").exists():       # the folder's vectors: stories read lead vectors
+            shutil.copytree(corpus_db / "index" / "vectors", Path(tmp) / "index" / "vectors")
         store = Store(tmp, create=False)
         ner, model = default_entities()
 
@@ -155,6 +155,9 @@ def bench_corpus(corpus_db: Path, n: int = 300) -> dict:
                               vectors=lead_vectors(store))
 
         index = open_index()
+        from tgsearch.index.vectors import active_model
+
+        vector_model = active_model(store) if (Path(tmp) / "index" / "vectors").exists() else "none"
         t0 = time.perf_counter()
         index.catch_up(store)                       # the corpus
         corpus_s = time.perf_counter() - t0
@@ -210,7 +213,7 @@ def bench_corpus(corpus_db: Path, n: int = 300) -> dict:
     return {"corpus_posts": status0["posts"], "corpus_seconds": corpus_s,
             "corpus_posts_per_s": status0["posts"] / corpus_s if corpus_s else 0.0,
             "stories": status0["stories"], "multi_post_stories": status0["multi_post_stories"],
-            "corpus_copies": status0["copies"], "entities": model or "none",
+            "corpus_copies": status0["copies"], "entities": model or "none", "vectors": vector_model,
             "dev_pairs": len(pairs) - missing, "dev_missing": missing, "dev_tp": tp, "dev_fp": fp, "dev_fn": fn, "dev_tn": tn,
             "dev_same_f1": fs, "dev_diff_f1": fd, "dev_macro_f1": (fs + fd) / 2, "dev_same_precision": ps,
             "dev_same_recall": rs, "dev_copy_links_on_different": copy_bad,
@@ -366,7 +369,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.corpus_db and (args.corpus_db / "store.sqlite").exists():
         out["corpus"] = c = bench_corpus(args.corpus_db)
         if not args.json:
-            print(f"\ncorpus: {c['corpus_posts']} posts placed from scratch (entities: {c['entities']}) in "
+            print(f"\ncorpus: {c['corpus_posts']} posts placed from scratch (entities: {c['entities']}; "
+                  f"lead vectors: {c['vectors']}) in "
                   f"{c['corpus_seconds']:.1f} s ({c['corpus_posts_per_s']:.0f} posts/s): {c['stories']} stories, "
                   f"{c['multi_post_stories']} with more than one post, {c['corpus_copies']} copies")
             print(f"development pairs (bench/data/story_dev_pairs.tsv, {c['dev_pairs']} placed): same-story F1 "

@@ -75,8 +75,12 @@ def lead_vectors(store):
 
     from .vectors import active_model, vectors_dir
 
+    from ..analyze.stories import WEIGHTS
+
     def read(ids: list[str]) -> dict:
         model = active_model(store)
+        if model not in WEIGHTS:       # a model the story weights were not fitted for: not used
+            return {}
         path = vectors_dir(store.root, model) / "vectors.sqlite"
         if not path.exists() or not ids:
             return {}
