@@ -157,7 +157,11 @@ def bench_corpus(corpus_db: Path, n: int = 300) -> dict:
         index = open_index()
         from tgsearch.index.vectors import active_model
 
+        from tgsearch.analyze.stories import WEIGHTS
+
         vector_model = active_model(store) if (Path(tmp) / "index" / "vectors").exists() else "none"
+        if vector_model != "none" and vector_model not in WEIGHTS:
+            vector_model += " (present, not used: no story weights for it)"
         t0 = time.perf_counter()
         index.catch_up(store)                       # the corpus
         corpus_s = time.perf_counter() - t0
