@@ -8,11 +8,15 @@
   the folder it started on: never the folder itself, never a new folder of the same name that a
   script made after removing the old one.
 - `lock_holders`: which processes hold a lock file open (to name them when an index is busy).
+- `file_lock`: one writer of a kind per folder, across processes (an advisory lock on a file; the
+  kernel drops it with its process).
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import StoreError
@@ -137,3 +141,22 @@ class DataFolder:
 def rw_uri(path: str | os.PathLike) -> str:
     """An SQLite URI opening an existing file read-write without ever creating it."""
     return Path(path).absolute().as_uri() + "?mode=rw"
+
+
+@contextmanager
+def file_lock(path: str | os.PathLike, *, wait: bool = False, mode: int = 0o600):
+    """Yield True holding an exclusive lock on `path` (created), False when another process holds
+    it and `wait` is false."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, mode)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

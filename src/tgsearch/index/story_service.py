@@ -11,37 +11,23 @@ work to the holder (which loops until nothing is behind).
 
 from __future__ import annotations
 
-import fcntl
 import os
 import sys
 import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import StoreError, TgsearchError
+from .guard import file_lock
 from .stories import FILE, StoryIndex
 
 MODES = ("process", "sync", "off")
 LOCK = "analysis.lock"
 
 
-@contextmanager
 def writer_lock(root: Path, *, wait: bool = False):
-    """Yield True holding the folder's stories writer lock, False when another process has it."""
-    fd = os.open(Path(root) / LOCK, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
+    """The folder's stories writer lock: yields True holding it, False when another process has it."""
+    return file_lock(Path(root) / LOCK, wait=wait)
 
 
 def default_entities():

@@ -13,7 +13,6 @@ folder is deleted or replaced it stops (the process exits), and never recreates 
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import sqlite3
@@ -30,7 +29,7 @@ from ..analyze.embed import Embedder, get_embedder
 from ..errors import TgsearchError
 from ..post import Post
 from ..store import Store
-from .guard import DataFolder, die_with_parent, rw_uri
+from .guard import DataFolder, die_with_parent, file_lock, rw_uri
 from .vectors import HNSW, Passage, VectorStore, active_model, passages_for, vectors_dir
 
 
@@ -38,19 +37,8 @@ from .vectors import HNSW, Passage, VectorStore, active_model, passages_for, vec
 def _fill_lock(directory: Path, folder: DataFolder, wait: bool = True):
     """One filler per model folder (across processes); yields False when busy and not waiting."""
     folder.mkdirs(directory)
-    fd = os.open(directory / "fill.lock", os.O_CREAT | os.O_RDWR, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
+    with file_lock(directory / "fill.lock", wait=wait, mode=0o644) as mine:
+        yield mine
 
 
 _worker_embedder: Embedder | None = None
