@@ -21,17 +21,7 @@ from tgsearch.cli import main
 from tgsearch.collect import sources as sources_file
 from tgsearch.collect.watch import Watcher, WatchSettings
 from tgsearch.errors import WatchError
-from tme_standin import Standin, serve
-
-
-@pytest.fixture
-def site():
-    standin = Standin()
-    server, thread = serve(standin)
-    yield standin
-    server.shutdown()
-    server.server_close()
-    thread.join()
+from test_crawl import site  # noqa: F401 - the t.me stand-in fixture
 
 
 @pytest.fixture
