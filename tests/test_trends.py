@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -90,7 +91,7 @@ def test_periods_are_contiguous_days_monday_weeks_and_months(client):
     # Sunday 4 May falls in the week of Monday 28 April, Monday 5 May starts the next one
     assert week["periods"][:2] == ["2025-04-28", "2025-05-05"] and week["series"][0]["counts"][:2] == [1, 1]
     assert week["periods"][-1] == "2025-07-14" and len(week["periods"]) == 12
-    assert all(period_start(__import__("datetime").date.fromisoformat(p), "week").isoformat() == p for p in week["periods"])
+    assert all(period_start(date.fromisoformat(p), "week").isoformat() == p for p in week["periods"])
     day = trends(client, [CN], interval="day", mode="lexical")
     assert day["periods"][0] == "2025-05-04" and day["periods"][-1] == "2025-07-15"
     assert len(day["periods"]) == 73 and sum(day["series"][0]["counts"]) == 3
@@ -119,7 +120,6 @@ def test_unit_stories_counts_distinct_stories_per_period(client):
         hits = [h for h in search_all(client, q, mode="lexical") if h["date"]]
         assert all(h["story"] is not None for h in hits)
         body = trends(client, [q], interval="week", mode="lexical", unit="stories")
-        from datetime import date
         expected = {}
         for h in hits:
             p = period_start(date.fromisoformat(h["date"][:10]), "week").isoformat()
@@ -191,7 +191,6 @@ def test_page_preset_empty_and_error(client):
 
 
 def test_periods_between():
-    from datetime import date
     assert periods_between(date(2024, 11, 1), date(2025, 2, 1), "month") == \
         [date(2024, 11, 1), date(2024, 12, 1), date(2025, 1, 1), date(2025, 2, 1)]
 
