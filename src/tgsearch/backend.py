@@ -289,6 +289,13 @@ class EmbeddedBackend:
             r["matching"] = matching.get(r["id"], 0)
         return {"total": len(rows), "stories": page}
 
+    def trends(self, queries: list[str], interval: str = "month", **options) -> dict:
+        """Counts per day/week/month for each query, over the same result sets as `search`
+        (options: since, until, channels, mode, kind, publication, unit); see search/trends.py."""
+        from .search.trends import trends
+
+        return trends(self.engine, list(queries), interval, **options)
+
     def sources(self) -> list[dict]:
         """Each entry of the sources file (`<db>/sources.toml`, collect/sources.py) with its last
         recorded run: {"key", "kind", "channel", "interval", "base_url", "allow_hosts", "last_run"

@@ -16,11 +16,12 @@ from typing import Iterable
 
 from fastapi import FastAPI, Query as Param, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from .. import __version__
 from ..errors import QueryError, TgsearchError
 from ..search.query import parse_day
+from ..search.trends import MAX_TREND_QUERIES, to_csv
 from ..search.types import SearchRequest
 from ..web import auth
 from ..web.auth import CSP  # noqa: F401  (the one policy; re-exported for callers of this module)
@@ -147,6 +148,47 @@ def create_app(backend, token: str | None = None, *, allowed_hosts: Iterable[str
         return json.loads(json.dumps({**s, "posts": [{**p, "post": p["post"].to_dict()} for p in s["posts"]],
                                       "channels_list": s["channels_list"]}, ensure_ascii=False, default=str))
 
+    def trends_result(q, interval, unit, mode, channel, since, until, kind, publication) -> dict:
+        if len(q) > MAX_TREND_QUERIES:
+            raise QueryError(f"at most {MAX_TREND_QUERIES} queries (q=...), not {len(q)}", q[0])
+        if kind and kind not in ("post", "article"):
+            raise QueryError(f"kind must be post or article, not {kind!r}")
+        return backend.trends(q, interval, unit=unit, mode=mode, channels=tuple(channel),
+                              since=_day(since, "since"), until=_day(until, "until", end=True),
+                              kind=kind, publication=publication)
+
+    trend_params = dict(
+        q=Param([], description=f"Query (repeatable, at most {MAX_TREND_QUERIES}): one series each"),
+        interval=Param("month", description="day | week (starting Monday) | month"),
+        unit=Param("posts", description="posts | stories (distinct stories with a matching post, per period)"),
+        mode=Param("hybrid", description="hybrid | lexical | semantic"),
+        channel=Param([], description="Channel slug or title (repeatable, OR-ed)"),
+        since=Param(None, description="From this day (YYYY-MM-DD), inclusive"),
+        until=Param(None, description="Up to this day (YYYY-MM-DD), inclusive"),
+        kind=Param(None, description="post | article"),
+        publication=Param(None),
+    )
+
+    @app.get("/api/trends", summary="Counts per day/week/month for several queries (same matching as /api/search)")
+    def trends(q: list[str] = trend_params["q"], interval: str = trend_params["interval"],
+               unit: str = trend_params["unit"], mode: str = trend_params["mode"],
+               channel: list[str] = trend_params["channel"], since: str | None = trend_params["since"],
+               until: str | None = trend_params["until"], kind: str | None = trend_params["kind"],
+               publication: str | None = trend_params["publication"],
+               format: str = Param("json", description="json | csv")):
+        if format not in ("json", "csv"):
+            raise QueryError(f"format must be json or csv, not {format!r}")
+        result = trends_result(q, interval, unit, mode, channel, since, until, kind, publication)
+        return trends_csv_response(result) if format == "csv" else result
+
+    @app.get("/api/trends.csv", summary="The trends as CSV: a period column, then one column per query")
+    def trends_csv(q: list[str] = trend_params["q"], interval: str = trend_params["interval"],
+                   unit: str = trend_params["unit"], mode: str = trend_params["mode"],
+                   channel: list[str] = trend_params["channel"], since: str | None = trend_params["since"],
+                   until: str | None = trend_params["until"], kind: str | None = trend_params["kind"],
+                   publication: str | None = trend_params["publication"]):
+        return trends_csv_response(trends_result(q, interval, unit, mode, channel, since, until, kind, publication))
+
     @app.get("/api/stats", summary="Counts: posts, channels, dates, files, index state")
     def stats():
         return json.loads(json.dumps(backend.stats(), ensure_ascii=False, default=str))
@@ -161,6 +203,12 @@ def create_app(backend, token: str | None = None, *, allowed_hosts: Iterable[str
 
     mount(app, backend, token)
     return app
+
+
+def trends_csv_response(result: dict) -> Response:
+    name = f"trends-{result['interval']}-{result['unit']}.csv"
+    return Response(to_csv(result), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
 def _docs_page(app: FastAPI) -> str:

@@ -6,6 +6,7 @@
 - ``GET /posts/{id}``   one post with every field (and similar posts when the backend offers them)
 - ``GET /channels``     every channel with counts and first/last dates
 - ``GET /sources``      the sources file's entries and their last runs (``GET /api/sources``: JSON)
+- ``GET /trends``       several searches compared over time (web/trends.py)
 - ``GET /help``         the query-language help
 - ``GET /login``, ``POST /login``, ``POST /logout``  the token flow (see `auth`)
 - ``GET /api/export``   the whole result set of a search as CSV or JSONL, streamed
@@ -44,7 +45,7 @@ from ..search.engine import MAX_OFFSET
 from ..post import Post
 from ..search.query import parse_day
 from ..search.types import MODES, SORTS, SearchRequest
-from . import auth
+from . import auth, trends
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates"
@@ -746,6 +747,8 @@ def mount(app: FastAPI, backend, token: str | None = None) -> WebUI:
     ui = WebUI(backend, lambda: getattr(app.state, "token", None))
     app.state.web_ui = ui
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+
+    trends.mount(app, ui, backend)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def search_page(request: Request):
