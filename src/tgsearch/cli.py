@@ -141,7 +141,7 @@ def export(db, fmt, output, query, mode, sort, channels, since, until, include_d
         if stream is not sys.stdout:
             stream.close()
     if fmt == "digest":
-        err.print(f"exported {n} digest posts in {counts['messages']} messages to {output}; "
+        err.print(f"exported {n} digest posts in {counts['messages']} messages to {'stdout' if output == '-' else output}; "
                   f"skipped {counts['skipped']} posts without a publication", highlight=False)
     elif output != "-":
         err.print(f"exported {n} posts to {output}", highlight=False)
