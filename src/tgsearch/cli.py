@@ -15,7 +15,7 @@ from rich.table import Table
 from . import __version__
 from .backend import open_backend
 from .errors import TgsearchError
-from .export import FORMATS, write_csv, write_jsonl
+from .export import CLI_FORMATS, write_csv, write_jsonl
 
 err = Console(stderr=True)
 out = Console()
@@ -108,13 +108,16 @@ def ingest(paths, db, fmt, encoding, channel, as_json, quiet):
 
 @main.command()
 @db_option
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="jsonl", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(CLI_FORMATS), default="jsonl", show_default=True,
+              help="jsonl/csv: every field; digest: posts with a publication, as a digest channel prints them "
+                   "(read back by `ingest` when the file ends in .txt).")
 @click.option("--output", "-o", type=click.Path(), default="-", help="File to write (default: stdout).")
 @click.option("--q", "query", default=None, help="Export the results of this search (every one), in its order.")
 @search_options
 @click.option("--include-deleted", is_flag=True, help="Also posts deleted at the source (field deleted=true).")
 def export(db, fmt, output, query, mode, sort, channels, since, until, include_deleted):
-    """Write every post (or every result of a search) with all its fields as JSON Lines or CSV."""
+    """Write every post (or every result of a search) with all its fields as JSON Lines or CSV,
+    or the press-digest posts among them as a digest channel's messages."""
     backend = open_backend(db, create=False)
     if query is not None or channels or since or until:
         from .search.types import SearchRequest
@@ -125,13 +128,22 @@ def export(db, fmt, output, query, mode, sort, channels, since, until, include_d
     else:
         posts = backend.iter_posts(deleted=include_deleted)
     stream = sys.stdout if output == "-" else open(output, "w", encoding="utf-8", newline="")
+    counts: dict = {}
     try:
-        writer = write_csv if fmt == "csv" else write_jsonl
-        n = writer(posts, stream, getattr(backend, "export_fields", None))
+        if fmt == "digest":
+            from .export_digest import write_digest
+
+            n = write_digest(posts, stream, counts=counts)
+        else:
+            writer = write_csv if fmt == "csv" else write_jsonl
+            n = writer(posts, stream, getattr(backend, "export_fields", None))
     finally:
         if stream is not sys.stdout:
             stream.close()
-    if output != "-":
+    if fmt == "digest":
+        err.print(f"exported {n} digest posts in {counts['messages']} messages to {'stdout' if output == '-' else output}; "
+                  f"skipped {counts['skipped']} posts without a publication", highlight=False)
+    elif output != "-":
         err.print(f"exported {n} posts to {output}", highlight=False)
 
 

@@ -14,7 +14,9 @@ from typing import Callable, Iterable, Iterator, TextIO
 
 from .post import FIELD_NAMES, Post
 
-FORMATS = ("jsonl", "csv")
+FORMATS = ("jsonl", "csv")  # the web/API export
+# The command line also writes press-digest posts in a digest channel's format (export_digest.py).
+CLI_FORMATS = FORMATS + ("digest",)
 CITATION_FIELDS = ("articles", "cited_by")
 DERIVED_FIELDS = CITATION_FIELDS + ("story", "copy_of", "entities")
 _EMPTY = {"articles": list, "cited_by": list, "story": lambda: None, "copy_of": lambda: None, "entities": list}
