@@ -66,3 +66,11 @@ def test_search_shows_each_story_once_with_its_repeats_counted(stories_server, p
     # "Every post" shows the repeats again
     page.goto(stories_server.url + "/?q=мобилизация&mode=lexical&group=none")
     assert "results" in page.inner_text("p.total")
+
+
+def test_trends_page_draws_a_line_per_query(stories_server, page):  # noqa: F811
+    page.goto(stories_server.url + "/trends?q=мобилизация&q=Песков&interval=week&mode=lexical")
+    page.wait_for_selector("svg")
+    assert page.locator("svg polyline, svg path").count() >= 2
+    assert page.locator("table").count() >= 1 and "мобилизация" in page.inner_text("table")
+    shoot(page, "trends.png")
