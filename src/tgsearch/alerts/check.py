@@ -154,6 +154,10 @@ def run_alerts(backend, *, names=None, now: float | None = None, before_commit=N
     {"searches": [per search: name, query, new_posts, matched, alerts (payloads), already_alerted,
     waiting, mark, error], "deliveries": [...], "notices": [...]}."""
     now = time.time() if now is None else now
+    from .store import FILE
+
+    if not names and not (backend.root / FILE).exists():     # nothing saved: no file made
+        return {"searches": [], "deliveries": [], "notices": [], "checked_at": now_iso()}
     alerts = AlertStore(backend.root)
     try:
         searches = alerts.searches()
