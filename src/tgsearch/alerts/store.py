@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from ..errors import InputError, NotFoundError, StoreError
+from ..errors import AlertError, NotFoundError, StoreError
 
 FILE = "alerts.sqlite"
 NAME_RE = re.compile(r"^[\w.-]{1,64}$")
@@ -68,18 +68,18 @@ def now_iso() -> str:
 
 
 def check_webhook(url: str | None) -> str | None:
-    """An operator-given webhook URL: http(s) with a host, else InputError."""
+    """An operator-given webhook URL: http(s) with a host, else AlertError."""
     if url is None or url == "":
         return None
     parts = urlsplit(url.strip())
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise InputError(f"webhook {url!r}: only http:// or https:// URLs with a host are accepted")
+        raise AlertError(f"webhook {url!r}: only http:// or https:// URLs with a host are accepted")
     return url.strip()
 
 
 def check_name(name: str) -> str:
     if not NAME_RE.match(name or ""):
-        raise InputError(f"alert name {name!r}: use 1-64 letters, digits, '_', '-' or '.'")
+        raise AlertError(f"alert name {name!r}: use 1-64 letters, digits, '_', '-' or '.'")
     return name
 
 
@@ -105,7 +105,7 @@ class AlertStore:
         posts alert)."""
         check_name(name)
         if not (query or "").strip():
-            raise InputError(f"alert {name!r}: the query is empty")
+            raise AlertError(f"alert {name!r}: the query is empty")
         webhook = check_webhook(webhook)
         with self.lock:
             try:
@@ -114,7 +114,7 @@ class AlertStore:
                                   (name, query.strip(), json.dumps(list(channels), ensure_ascii=False), webhook,
                                    now_iso(), int(mark)))
             except sqlite3.IntegrityError as e:
-                raise InputError(f"an alert named {name!r} exists already; remove it first or pick another name") from e
+                raise AlertError(f"an alert named {name!r} exists already; remove it first or pick another name") from e
         return self.get(name)
 
     def remove(self, name: str) -> None:

@@ -159,9 +159,9 @@ def mount(app: FastAPI, ui, backend) -> None:
             return page(request, 400, "alerts need a local data folder", values)
         try:
             if not NAME_RE.match(name):
-                from ..errors import InputError
+                from ..errors import AlertError
 
-                raise InputError(f"alert name {name!r}: use 1-64 letters, digits, '_', '-' or '.'")
+                raise AlertError(f"alert name {name!r}: use 1-64 letters, digits, '_', '-' or '.'")
             from ..search.query import parse
 
             parse(q)
