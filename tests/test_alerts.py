@@ -382,3 +382,36 @@ def test_feed_and_alerts_page_are_behind_the_token(backend, tmp_path):
         assert c.post("/alerts", data={"q": "x", "name": "x"}, follow_redirects=False).status_code == 303
         ok = c.get("/feeds/alerts/dam.xml", headers={"authorization": "Bearer s3cret"})
         assert ok.status_code == 200 and ET.fromstring(ok.content).tag == f"{ATOM}feed"
+
+
+# -- watch ------------------------------------------------------------------------------------------
+def test_watch_checks_alerts_after_a_round_that_ran_and_survives_a_failing_check(backend, tmp_path, monkeypatch):
+    from tgsearch.collect.watch import Watcher
+
+    save(backend, "dam", "дамба Сырдарья")
+    problems: list[str] = []
+    w = Watcher(backend, on_problem=problems.append)
+    batches = [FIRST, LATER]
+
+    def run_source(src):                      # a collection round that stores posts (no network)
+        write(backend, tmp_path, batches.pop(0), f"round{len(batches)}")
+        return src
+
+    monkeypatch.setattr(w, "due", lambda: ["source"] if batches else [])
+    monkeypatch.setattr(w, "run_source", run_source)
+    w.run_due()
+    s = AlertStore(backend.root)
+    try:
+        assert len(s.alerts(s.get("dam")["id"])) == 1
+        from tgsearch.alerts import check
+
+        def broken(*a, **k):
+            raise RuntimeError("disk full")
+
+        monkeypatch.setattr(check, "run_alerts", broken)
+        w.run_due()                           # the check fails: reported, the watch goes on
+        assert problems and "alerts" in problems[-1] and "disk full" in problems[-1]
+        monkeypatch.undo()
+        assert w.run_due() == [] and len(s.alerts(s.get("dam")["id"])) == 1
+    finally:
+        s.close()
