@@ -71,6 +71,7 @@ def check_search(backend, alerts: AlertStore, search: dict, *, before_commit=Non
     engine = backend.engine
     top = backend.store.max_version()
     ready, stories_on = _ready_version(backend)
+    ready = min(ready, top)          # a write since `top` is the next run's
     mark = int(search["mark"])
     fresh, waiting = [], 0
     for version, post in backend.store.iter_since(mark):
