@@ -14,8 +14,10 @@ without a token the server answers any page's form posts to 127.0.0.1 otherwise.
 from __future__ import annotations
 
 import hmac
+import re
 import secrets
 import xml.etree.ElementTree as ET
+from html import escape
 from urllib.parse import quote, urlsplit
 
 from fastapi import FastAPI, Request
@@ -91,8 +93,6 @@ def atom_feed(search: dict, entries: list[tuple[dict, dict]], base: str) -> byte
         for p in story.get("posts", []):
             if p.get("url"):
                 sub(entry, "link", rel="related", href=p["url"], title=p["channel"])
-        from html import escape
-
         items = "".join(
             f"<li>{escape(p['date'] or '')} · {escape(p['channel_title'] or p['channel'])}: "
             f"<a href=\"{escape(base + p['link'])}\">{escape(p['title'][:140])}</a>"
@@ -147,8 +147,6 @@ def mount(app: FastAPI, ui, backend) -> None:
         if bad is not None:
             return bad
         from ..alerts.store import NAME_RE
-
-        import re
 
         q = str(form.get("q") or "").strip()
         name = str(form.get("name") or "").strip() or re.sub(r"[^\w.-]+", "-", q).strip("-")[:64]
