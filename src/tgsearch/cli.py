@@ -401,6 +401,7 @@ def check(db, as_json):
 # Collecting (crawl, fetch-articles, sources) lives in cli_collect; importing it registers its commands.
 from . import cli_collect  # noqa: E402,F401
 from . import cli_sync  # noqa: E402,F401  (login, sync: the Telegram API)
+from . import cli_alerts  # noqa: E402,F401  (alerts: saved searches)
 
 if __name__ == "__main__":  # pragma: no cover
     # `python -m tgsearch.cli`: run the package module's group, the one cli_collect registered on

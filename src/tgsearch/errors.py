@@ -128,3 +128,9 @@ class SourcesFileError(TgsearchError):
     """The sources file (<db>/sources.toml) or one of its entries cannot be used."""
 
     status = 422
+
+
+class AlertError(TgsearchError):
+    """A saved search that cannot be saved (bad name, empty query, non-http(s) webhook, taken name)."""
+
+    status = 400

@@ -273,7 +273,20 @@ class Watcher:
                 break
             reports.append(self.run_source(src))
         self.rounds += 1
+        if reports:
+            self._check_alerts()
         return reports
+
+    def _check_alerts(self) -> None:
+        """The saved searches' alert check after a round (alerts/check.py); a failure is reported,
+        never ending the watch."""
+        try:
+            from ..alerts.check import run_alerts
+
+            run_alerts(self.backend)
+        except Exception as e:  # noqa: BLE001 - alerts must not stop collecting
+            if self.on_problem:
+                self.on_problem(f"alerts: {getattr(e, 'message', None) or f'{type(e).__name__}: {e}'}")
 
     def run(self, *, once: bool = False) -> None:
         """The loop (in this thread) until `stop()`; `once`: one round, then return."""

@@ -833,4 +833,5 @@ def mount(app: FastAPI, backend, token: str | None = None) -> WebUI:
         response.delete_cookie(auth.COOKIE_NAME, path="/")
         return response
 
+    from . import alerts as alerts_web; alerts_web.mount(app, ui, backend)   # /alerts, /feeds/alerts/NAME.xml
     return ui
