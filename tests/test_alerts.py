@@ -415,3 +415,36 @@ def test_watch_checks_alerts_after_a_round_that_ran_and_survives_a_failing_check
         assert w.run_due() == [] and len(s.alerts(s.get("dam")["id"])) == 1
     finally:
         s.close()
+
+
+def test_alerts_run_waits_for_the_stories_an_ingest_left_to_a_background_process(tmp_path):
+    """Default mode: `ingest` leaves the stories to a detached process; `alerts run` right after
+    it still finds the story (it waits for that process, then places what is left)."""
+    import os
+    import subprocess
+    import sys as _sys
+
+    db = tmp_path / "db"
+    env = {**os.environ, "TGSEARCH_STORIES": "process", "TGSEARCH_VECTORS": "off"}
+
+    def run(*args):
+        return subprocess.run([_sys.executable, "-m", "tgsearch.cli", *args, "--db", str(db)],
+                              env=env, capture_output=True, text=True, timeout=300)
+
+    def posts(name, record):
+        path = tmp_path / name
+        path.write_text(json.dumps(record, ensure_ascii=False) + "\n", encoding="utf-8")
+        return str(path)
+
+    first = posts("a.jsonl", {"id": "astana/9", "channel": "astana", "date": "2026-03-01T09:00:00Z",
+                              "text": "В Астане к сентябрю построят три новые школы на 3600 мест."})
+    bridge = posts("b.jsonl", {"id": "irtysh/10", "channel": "irtysh", "date": "2026-03-02T09:00:00Z",
+                               "text": "В Павлодаре после ремонта открыли мост через Иртыш, сообщил аким области."})
+    assert run("ingest", first).returncode == 0
+    r = run("alerts", "add", "bridge", "мост")
+    assert r.returncode == 0, r.stderr
+    assert run("ingest", bridge).returncode == 0
+    r = run("alerts", "run", "--json")
+    assert r.returncode == 0, r.stderr
+    [search] = json.loads(r.stdout)["searches"]
+    assert len(search["alerts"]) == 1 and search["waiting"] == 0

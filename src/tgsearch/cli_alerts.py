@@ -100,7 +100,7 @@ def alerts_run(names, as_json, db):
 
     backend = open_backend(db, create=False, read_only=False)   # opening the index catches it up
     try:
-        backend.stories.after_write()      # stories catch up (sync) or start catching up (process)
+        backend.stories.wait_caught_up()   # stories first (here, or after the process placing them)
         report = run_alerts(backend, names=list(names) or None)
     finally:
         backend.close()

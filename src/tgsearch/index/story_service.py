@@ -136,6 +136,24 @@ class StoryService:
                 return None
             return index.catch_up(self.store, on_progress=on_progress, stop=stop)
 
+    def wait_caught_up(self, timeout: float | None = None) -> bool:
+        """Bring the stories up to the store now: in this process, or by waiting for the process
+        that holds the writer lock (an `ingest`'s background one) and then doing what is left;
+        at most `timeout` seconds (env TGSEARCH_STORIES_WAIT, default 300). True when caught up."""
+        import time
+
+        if self.mode == "off" or self.read_only:
+            return False
+        if timeout is None:
+            timeout = float(os.environ.get("TGSEARCH_STORIES_WAIT", "300"))
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.catch_up() is not None and self.index.backlog(self.store) == 0:
+                return True
+            if time.monotonic() >= deadline:
+                return self.index.backlog(self.store) == 0
+            time.sleep(0.5)
+
     def rebuild(self, on_progress=None) -> int:
         index = self._writable()
         with writer_lock(self.root, wait=True):
