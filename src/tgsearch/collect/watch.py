@@ -273,13 +273,14 @@ class Watcher:
                 break
             reports.append(self.run_source(src))
         self.rounds += 1
-        if reports:
-            self._check_alerts()
+        # every round, not only after a collection: posts that waited for the stories (placed by the
+        # worker a moment later) are checked at the next tick; a check with nothing new costs a query
+        self._check_alerts()
         return reports
 
     def _check_alerts(self) -> None:
-        """The saved searches' alert check after a round (alerts/check.py); a failure is reported,
-        never ending the watch."""
+        """The saved searches' alert check after each round (alerts/check.py); a failure is
+        reported, never ending the watch."""
         try:
             from ..alerts.check import run_alerts
 
