@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import html
 import json
-from datetime import date
 from pathlib import Path
 from typing import Iterable
 
@@ -20,7 +19,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from .. import __version__
 from ..errors import QueryError, TgsearchError
-from ..search.query import parse_day
+from ..search.query import day_param
 from ..search.trends import MAX_TREND_QUERIES, to_csv
 from ..search.types import SearchRequest
 from ..web import auth
@@ -40,13 +39,7 @@ def _description() -> str:
         return head
 
 
-def _day(value: str | None, name: str, *, end: bool = False) -> date | None:
-    if not value:
-        return None
-    try:
-        return parse_day(value, value, 0, end=end)
-    except QueryError as e:
-        raise QueryError(f"{name}: {e.reason}", value, None) from None
+_day = day_param
 
 
 def _validation_message(exc: RequestValidationError) -> str:

@@ -435,6 +435,17 @@ def _field_value(name: str, value: str, text: str, pos: int):
     return value
 
 
+def day_param(value: str | None, name: str, *, end: bool = False) -> date | None:
+    """A request parameter holding a day (YYYY-MM-DD, YYYY-MM or YYYY; `end`: its last day), None
+    when empty; a QueryError naming the parameter otherwise."""
+    if not value:
+        return None
+    try:
+        return parse_day(value, value, 0, end=end)
+    except QueryError as e:
+        raise QueryError(f"{name}: {e.reason}", value, None) from None
+
+
 _DAY = re.compile(r"(\d{4})(?:-(\d{1,2})(?:-(\d{1,2}))?)?")
 
 

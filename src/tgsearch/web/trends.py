@@ -18,7 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
 
 from ..errors import QueryError, TgsearchError
-from ..search.query import parse_day
+from ..search.query import day_param
 from ..search.trends import MAX_TREND_QUERIES, TREND_INTERVALS, TREND_UNITS
 from ..search.types import MODES
 
@@ -91,13 +91,7 @@ def _query_string(state: dict) -> str:
     return urlencode(pairs)
 
 
-def _day(value: str, name: str, end: bool = False):
-    if not value:
-        return None
-    try:
-        return parse_day(value, value, 0, end=end)
-    except QueryError as e:
-        raise QueryError(f"{name}: {e.reason}", value, None) from None
+_day = day_param
 
 
 def mount(app: FastAPI, ui, backend) -> None:
