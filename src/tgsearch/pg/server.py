@@ -131,7 +131,24 @@ def _run(args: list[str], *, as_server: bool, cwd: Path, env: dict | None = None
         raise PostgresError(f"{what}: could not run {args[0]}: {e}") from e
 
 
+def _port_free(port: int) -> OSError | None:
+    """None when the server could listen on `port` (SO_REUSEADDR, as PostgreSQL does: TIME-WAIT is fine)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((HOST, port))
+        except OSError as e:
+            return e
+    return None
+
+
 def _free_port() -> int:
+    """A free port below Linux's ephemeral range (32768+), so outgoing connections do not take it later."""
+    rng = secrets.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(20000, 32768)
+        if _port_free(port) is None:
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((HOST, 0))
         return s.getsockname()[1]
@@ -286,11 +303,9 @@ def start(dir: str | os.PathLike, port: int | None = None) -> StartResult:
 
 
 def _check_port_free(port: int) -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind((HOST, port))
-        except OSError as e:
-            raise PostgresError(f"port {port} on {HOST} is taken ({e.strerror}); pass another --port") from e
+    e = _port_free(port)
+    if e is not None:
+        raise PostgresError(f"port {port} on {HOST} is taken ({e.strerror}); pass another --port") from e
 
 
 def stop(dir: str | os.PathLike) -> StopResult:
