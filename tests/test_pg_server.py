@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import stat
+import tempfile
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -18,8 +21,11 @@ from tgsearch.pg import start, status, stop  # noqa: E402
 
 
 @pytest.fixture
-def pgdir(tmp_path):
-    d = tmp_path / "pg"
+def pgdir():
+    # Not under tmp_path: as root the server runs as another user, which `start` lets through the folders
+    # above DIR (o+x); a private folder straight under /tmp keeps that off pytest's own temp root.
+    base = Path(tempfile.mkdtemp(prefix="tgsearch-pg-"))
+    d = base / "pg"
     try:
         yield d
     finally:  # no server outlives the test: stop it, and kill it if stop fails
@@ -33,6 +39,7 @@ def pgdir(tmp_path):
                     os.kill(pid, signal.SIGQUIT)
                 except ProcessLookupError:
                     pass
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_start_connect_vector_idempotent_status_stop(pgdir):
