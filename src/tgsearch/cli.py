@@ -402,6 +402,7 @@ def check(db, as_json):
 from . import cli_collect  # noqa: E402,F401
 from . import cli_sync  # noqa: E402,F401  (login, sync: the Telegram API)
 from . import cli_alerts  # noqa: E402,F401  (alerts: saved searches)
+from . import cli_pg  # noqa: E402,F401  (postgres: a local PostgreSQL server)
 
 if __name__ == "__main__":  # pragma: no cover
     # `python -m tgsearch.cli`: run the package module's group, the one cli_collect registered on

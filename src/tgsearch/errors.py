@@ -134,3 +134,9 @@ class AlertError(TgsearchError):
     """A saved search that cannot be saved (bad name, empty query, non-http(s) webhook, taken name)."""
 
     status = 400
+
+
+class PostgresError(TgsearchError):
+    """The local PostgreSQL server (`tgsearch postgres`) could not be started, stopped or read: one line."""
+
+    status = 500
