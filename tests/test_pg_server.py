@@ -22,6 +22,12 @@ from tgsearch.pg import start, status, stop  # noqa: E402
 
 @pytest.fixture
 def pgdir():
+    from tgsearch.pg import server
+
+    try:    # as root, PostgreSQL runs as a system user the wheel creates; without one there is no server
+        server._system_user()
+    except PostgresError as e:
+        pytest.skip(f"cannot run PostgreSQL here: {e.message}")
     # Not under tmp_path: as root the server runs as another user, which `start` lets through the folders
     # above DIR (o+x); a private folder straight under /tmp keeps that off pytest's own temp root.
     base = Path(tempfile.mkdtemp(prefix="tgsearch-pg-"))
