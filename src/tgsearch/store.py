@@ -205,6 +205,35 @@ def connect_wal(path: Path, *, timeout: float, what: str) -> sqlite3.Connection:
     return conn
 
 
+class ThreadConnections:
+    """One WAL connection per thread to one SQLite file, opened on first use (`setup` runs on each
+    new one); `close()` closes the calling thread's."""
+
+    def __init__(self, path: Path, *, timeout: float, what: str, setup=None):
+        self.path, self.timeout, self.what, self.setup = path, timeout, what, setup
+        self._local = threading.local()
+
+    def get(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect_wal(self.path, timeout=self.timeout, what=self.what)
+            if self.setup is not None:
+                self.setup(conn)
+            self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+
+def _store_setup(conn: sqlite3.Connection) -> None:
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA foreign_keys=ON")
+
+
 def _now() -> str:
     return iso(datetime.now(timezone.utc))
 
@@ -252,25 +281,16 @@ class Store(CollectState):
         elif not (self.root / DB_FILE).exists():
             raise StoreError(f"{self.root}: no tgsearch data folder here (run `tgsearch ingest PATH --db {self.root}` first)")
         self.path = self.root / DB_FILE
-        self._local = threading.local()
+        self._conns = ThreadConnections(self.path, timeout=30, what="store", setup=_store_setup)
         self._migrate()
 
     # -- connections -------------------------------------------------------------------------
     @property
     def conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = connect_wal(self.path, timeout=30, what="store")
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA foreign_keys=ON")
-            self._local.conn = conn
-        return conn
+        return self._conns.get()
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        self._conns.close()
 
     def _migrate(self) -> None:
         conn = self.conn

@@ -91,6 +91,19 @@ class DataFolder:
         st = os.fstat(self._fd)
         self._id = (st.st_dev, st.st_ino)
 
+    def stop_when_gone(self, stop, interval: float = 0.5) -> None:
+        """Set `stop` (from a daemon thread) when the folder is deleted or replaced: a background
+        process outliving its command stops instead of burning CPU for a folder that is gone.
+        `stop` is a threading.Event."""
+        import threading
+
+        def watch() -> None:
+            while not stop.wait(interval):
+                if not self.alive():
+                    stop.set()
+
+        threading.Thread(target=watch, name="tgsearch-folder-watch", daemon=True).start()
+
     def alive(self) -> bool:
         """Whether the path still names the folder we started on."""
         if self._fd < 0:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from ..post import iso
-from ..store import connect_wal
+from ..store import ThreadConnections
 
 FILE = "analysis.sqlite"
 BATCH = 500
@@ -57,7 +57,7 @@ class StoryIndex:
         self.entity_model = entity_model
         self.vectors_fn = vectors           # ids -> {id: (model, unit lead vector)} (optional)
         self.read_only = read_only
-        self._local = threading.local()
+        self._conns = ThreadConnections(self.path, timeout=30, what="analysis database")
         self._clusterer = None
         self._write_lock = threading.Lock()
         if not read_only:
@@ -71,19 +71,13 @@ class StoryIndex:
 
     @property
     def conn(self):
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            if self.read_only and not self.path.exists():
-                return None
-            conn = connect_wal(self.path, timeout=30, what="analysis database")
-            self._local.conn = conn
-        return conn
+        """This thread's connection; None when read-only and the folder has no analysis database."""
+        if self.read_only and not self.path.exists():
+            return None
+        return self._conns.get()
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        self._conns.close()
 
     # -- state ------------------------------------------------------------------------------------
     def _get(self, key: str) -> str | None:

@@ -205,13 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e.message}", file=sys.stderr, flush=True)
         return 1
     stop = threading.Event()
-
-    def watch_folder() -> None:
-        while not stop.wait(0.5):
-            if not folder.alive():
-                stop.set()
-
-    threading.Thread(target=watch_folder, daemon=True).start()
+    folder.stop_when_gone(stop)
     service = StoryService(store, default_analyzer, "sync")
     started = time.perf_counter()
     total = 0

@@ -340,15 +340,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"embedded {done} posts (store version {hwm}, {rate:.0f} posts/s)", flush=True)
 
     stop = threading.Event()
-
-    def watch_folder() -> None:
-        # A filler outlives the command that started it; when its data folder is deleted
-        # (a temporary folder, `rm -r`), embedding the rest would only burn CPU for nothing.
-        while not stop.wait(0.5):
-            if not folder.alive():
-                stop.set()
-
-    threading.Thread(target=watch_folder, daemon=True).start()
+    folder.stop_when_gone(stop)   # a filler outlives its command: a deleted folder ends it
     try:
         n = fill(store, args.model, batch=args.batch, on_batch=report, workers=args.workers, stop=stop,
                  folder=folder)

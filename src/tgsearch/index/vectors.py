@@ -43,7 +43,7 @@ import numpy as np
 from ..analyze.embed import DEFAULT_MODEL, Embedder, clean_for_embedding, get_embedder
 from ..errors import IndexMismatchError, StoreError
 from ..post import Post
-from ..store import Store, connect_wal
+from ..store import Store, ThreadConnections
 
 if TYPE_CHECKING:
     from .guard import DataFolder
@@ -153,7 +153,7 @@ class VectorStore:
             folder.mkdirs(self.dir)   # inside the data folder as it was found; never recreates it
         elif create:
             self.dir.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
+        self._conns = ThreadConnections(self.path, timeout=60, what="vector store")
         conn = self.conn
         conn.executescript(_SQL)
         recorded_model = self.get_meta("model")
@@ -175,17 +175,10 @@ class VectorStore:
 
     @property
     def conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = connect_wal(self.path, timeout=60, what="vector store")
-            self._local.conn = conn
-        return conn
+        return self._conns.get()
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        self._conns.close()
 
     def get_meta(self, key: str) -> str | None:
         row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
