@@ -34,7 +34,7 @@ FUSION_DEPTH = 100      # lexical and semantic candidates fused in hybrid mode (
 SEMANTIC_HEAD = 20      # semantic-only hits kept beside lexical matches (fusion.FLOOR_RANK)
 SEMANTIC_RESULTS = 500  # semantic mode: the nearest posts (after filters) form the result set
 FACET_SIZE = 50
-ENTITY_FACET_POSTS = 50_000   # entity facets count over at most this many matching posts
+ENTITY_FACET_POSTS = 1_000    # person/org/place facets count over the first this many results
 INTERVALS = ("auto", "day", "week", "month")
 
 
@@ -335,14 +335,11 @@ class Engine:
         return facets, timeline, interval
 
     def entity_facets(self, plan: "_Plan") -> dict[str, list[dict]]:
-        """person / org / place facets over the posts the total counts (at most ENTITY_FACET_POSTS
-        of them: the best-ranked ones)."""
-        n = min(self.lexical.count(plan.counted, plan.searcher), ENTITY_FACET_POSTS)
-        if n == 0:
-            return {"person": [], "org": [], "place": []}
-        hits = plan.searcher.search(plan.counted, n, count=False).hits
-        ids = [plan.searcher.doc(addr).to_dict()["id"][0] for _, addr in hits]
-        return self.stories.entity_facets(ids, FACET_SIZE)
+        """person / org / place facets over the first ENTITY_FACET_POSTS results in the result
+        order (all of them when fewer match): reading every match's entities grows with the number of
+        matches, too slow for a page on a broad query."""
+        page, _ = self.ranked(plan, 0, ENTITY_FACET_POSTS)
+        return self.stories.entity_facets([pid for pid, _, _ in page], FACET_SIZE)
 
     def channel_titles(self) -> dict[str, str]:
         self.resolve("channel", "")  # refresh the name tables
