@@ -44,3 +44,6 @@ def store(tmp_path):
     s = Store(tmp_path / "db")
     yield s
     s.close()
+
+
+from pg_fixtures import pg_server, pg_url  # noqa: E402,F401 - the PostgreSQL fixtures (tests/pg_fixtures.py)
