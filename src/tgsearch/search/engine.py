@@ -15,15 +15,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Iterator
 
-import tantivy
-
 from ..errors import QueryError
-from ..index.lexical import LexicalIndex
 from ..post import iso
 from ..store import Store
 from .fusion import fuse
 from .grouping import GroupCache, group
-from .lexical import Filters, Highlight, LexicalRetriever, Weights
+from .lexical import Filters, Highlight, Weights
 from .query import Query, parse
 from .snippet import Highlighter
 from .types import MODES, SORTS, Hit, SearchRequest, SearchResult
@@ -53,12 +50,12 @@ class _Plan:
     req: SearchRequest
     query: Query
     filters: Filters
-    searcher: tantivy.Searcher
-    compiled: tantivy.Query
+    searcher: object                                # the lexical side's snapshot (tantivy searcher, SQL connection)
+    compiled: object                                # the lexical side's compiled query
     highlight: Highlight
     names: list[str]
     spans: dict = field(default_factory=dict)       # semantic hits: the passage closest to the query
-    counted: tantivy.Query | None = None            # what facets count (the compiled query + extras)
+    counted: object = None                          # what facets count (the compiled query + extras)
 
     def __post_init__(self):
         if self.counted is None:
@@ -66,11 +63,16 @@ class _Plan:
 
 
 class Engine:
-    def __init__(self, store: Store, index: LexicalIndex, weights: Weights | None = None):
+    def __init__(self, store: Store, lexical, weights: Weights | None = None):
+        """`lexical`: a lexical side (search/tantivy_side.py, pg/lexical_sql.py), or a LexicalIndex
+        (wrapped in a TantivySide); `store` the posts (Store or PgStore)."""
         self.store = store
-        self.index = index
-        self.analyzer = index.analyzer
-        self.lexical = LexicalRetriever(index, self.resolve, weights)
+        if not hasattr(lexical, "facet_counts"):
+            from .tantivy_side import TantivySide
+
+            lexical = TantivySide(lexical, self.resolve, weights)
+        self.analyzer = lexical.analyzer
+        self.lexical = lexical
         self.retrievers: dict[str, object] = {"lexical": self.lexical}
         self._names: dict[str, dict[str, list[str]]] = {}
         self._titles: dict[str, str] = {}
@@ -136,7 +138,7 @@ class Engine:
         """(the whole result set folded by story, the number of posts in it), cached briefly."""
         req = plan.req
         key = (req.q, req.mode, req.sort, req.channels, req.since, req.until, req.kind, req.publication,
-               self.index.hwm(), self.store.max_version(), self.stories.hwm(), tuple(self.retrievers),
+               self.lexical.hwm(), self.store.max_version(), self.stories.hwm(), tuple(self.retrievers),
                FUSION_DEPTH, SEMANTIC_HEAD, SEMANTIC_RESULTS)
         hit = self._groups.get(key)
         if hit is None:
@@ -178,7 +180,7 @@ class Engine:
         query = parse(req.q)
         filters = Filters(channels=tuple(req.channels), since=req.since, until=req.until,
                           kind=req.kind or None, publication=req.publication or None)
-        searcher = self.index.searcher()
+        searcher = self.lexical.searcher()
         compiled, highlight = self.lexical.compile(query, filters, searcher)
         return _Plan(req, query, filters, searcher, compiled, highlight, self.mode_retrievers(req.mode, query))
 
@@ -222,10 +224,7 @@ class Engine:
         total = lexical.total + len(extras)
         if extras:
             # facets and the timeline count the same posts as the total
-            plan.counted = tantivy.Query.boolean_query([
-                (tantivy.Occur.Should, plan.compiled),
-                (tantivy.Occur.Should, tantivy.Query.term_set_query(self.index.schema, "id", extras)),
-            ])
+            plan.counted = self.lexical.or_ids(plan.compiled, extras)
         if stop is None:
             stop = total
         if sort in ("date", "date_asc"):
@@ -289,27 +288,20 @@ class Engine:
         return out
 
     # -- facets and timeline -------------------------------------------------------------------
-    def facets(self, searcher: tantivy.Searcher, compiled: tantivy.Query, interval: str):
-        aggs = {
-            "channel": {"terms": {"field": "channel", "size": FACET_SIZE}},
-            "publication": {"terms": {"field": "publication", "size": FACET_SIZE}},
-            "month": {"terms": {"field": "month", "size": 1000}},
-            "span": {"stats": {"field": "ts"}},
-        }
-        res = searcher.aggregate(compiled, aggs)
+    def facets(self, searcher, compiled, interval: str):
+        res = self.lexical.facet_counts(searcher, compiled, {"channel": FACET_SIZE, "publication": FACET_SIZE,
+                                                             "month": 1000})
         titles = self.channel_titles()
         facets = {
-            "channel": [{"value": b["key"], "label": titles.get(b["key"]) or b["key"], "count": b["doc_count"]}
-                        for b in res["channel"]["buckets"]],
-            "publication": [{"value": b["key"], "label": b["key"], "count": b["doc_count"]}
-                            for b in res["publication"]["buckets"] if b["key"]],
-            "month": sorted(({"value": b["key"], "label": b["key"], "count": b["doc_count"]}
-                             for b in res["month"]["buckets"]), key=lambda m: m["value"]),
+            "channel": [{"value": k, "label": titles.get(k) or k, "count": n} for k, n in res["channel"]],
+            "publication": [{"value": k, "label": k, "count": n} for k, n in res["publication"] if k],
+            "month": sorted(({"value": k, "label": k, "count": n} for k, n in res["month"] if k),
+                            key=lambda m: m["value"]),
         }
-        span = res["span"]
-        if not span.get("count"):
+        count, lo, hi = res["span"]
+        if not count:
             return facets, [], interval if interval != "auto" else "day"
-        lo, hi = int(span["min"]), int(span["max"])
+        lo, hi = int(lo), int(hi)
         if interval == "auto":
             days = (hi - lo) / 86400
             interval = "day" if days <= 62 else "week" if days <= 730 else "month"
@@ -325,13 +317,11 @@ class Engine:
         step = 86400 if interval == "day" else 7 * 86400
         # The epoch was a Thursday: offset weeks by 4 days so they start on Monday.
         offset = 0 if interval == "day" else 4 * 86400
-        hist = searcher.aggregate(compiled, {"t": {"histogram": {"field": "ts", "interval": step, "offset": offset,
-                                                                 "min_doc_count": 0}}})
         timeline = []
-        for b in hist["t"]["buckets"]:
-            start = datetime.fromtimestamp(int(b["key"]), tz=timezone.utc)
+        for key, n in self.lexical.histogram(searcher, compiled, step, offset, 0):
+            start = datetime.fromtimestamp(key, tz=timezone.utc)
             end = start + timedelta(seconds=step - 1)
-            timeline.append({"start": start.date().isoformat(), "end": end.date().isoformat(), "count": b["doc_count"]})
+            timeline.append({"start": start.date().isoformat(), "end": end.date().isoformat(), "count": n})
         return facets, timeline, interval
 
     def entity_facets(self, plan: "_Plan") -> dict[str, list[dict]]:

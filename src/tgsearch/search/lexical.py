@@ -1,4 +1,5 @@
-"""The lexical retriever: compiles a parsed query into a tantivy query and runs it.
+"""The lexical side of search: compiles a parsed query and filters into the backend-neutral plan
+(search/ir.py) that each backend runs (tantivy: search/tantivy_side.py; PostgreSQL: pg/lexical_sql.py).
 
 Ranking: BM25 over lemmas (title counted twice: once in `body`, once boosted in
 `title`), plus a small boost for the exact typed form. Plain juxtaposed words are
@@ -12,14 +13,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timezone
 from typing import Callable
 
-import tantivy
-
 from ..errors import QueryError
-from ..index.lexical import LexicalIndex
-from .query import Filter, Not, Or, Phrase, Query, Seq, Word, positive_terms
+from .query import Filter, Not, Or, Phrase, Query, Seq, Word
 from .stopwords import STOP_LEMMAS
 
-Occur = tantivy.Occur
+from . import ir
 
 
 @dataclass
@@ -67,59 +65,58 @@ def day_start(d: date) -> int:
 
 
 class Compiler:
-    def __init__(self, index: LexicalIndex, searcher: tantivy.Searcher,
-                 resolve: Callable[[str, str], list[str]], weights: Weights | None = None):
-        self.index = index
-        self.schema = index.schema
-        self.analyzer = index.analyzer
-        self.searcher = searcher
+    """Query AST + filters -> ir tree. `stats` answers `doc_freq(field, term)` and
+    `terms_with_prefix(field, prefix, limit) -> [(term, df)]` on the snapshot being searched."""
+
+    def __init__(self, analyzer, stats, resolve: Callable[[str, str], list[str]], weights: Weights | None = None):
+        self.analyzer = analyzer
+        self.stats = stats
         self.resolve = resolve          # (field, value) -> stored values (channel slugs, publications)
         self.w = weights or Weights()
         self.highlight = Highlight()
         self.text = ""
 
     # -- helpers -------------------------------------------------------------------------------
-    def term(self, fld: str, value) -> tantivy.Query:
-        return tantivy.Query.term_query(self.schema, fld, value)
+    def term(self, fld: str, value):
+        return ir.Term(fld, value)
 
     def df(self, fld: str, value: str) -> int:
-        return self.searcher.doc_freq(fld, value)
+        return self.stats.doc_freq(fld, value)
 
-    def any_of(self, queries: list[tantivy.Query]) -> tantivy.Query:
+    def any_of(self, queries: list):
         if len(queries) == 1:
             return queries[0]
-        return tantivy.Query.disjunction_max_query(queries)
+        return ir.DisMax(tuple(queries))
 
-    def should(self, queries: list[tantivy.Query]) -> tantivy.Query:
+    def should(self, queries: list):
         if len(queries) == 1:
             return queries[0]
-        return tantivy.Query.boolean_query([(Occur.Should, q) for q in queries])
+        return ir.Bool(should=tuple(queries))
 
-    def all_posts(self) -> tantivy.Query:
-        return self.index.all_posts()
+    def all_posts(self):
+        return ir.All()
 
     # -- entry ---------------------------------------------------------------------------------
-    def compile(self, query: Query, filters: Filters | None = None) -> tantivy.Query:
+    def compile(self, query: Query, filters: Filters | None = None):
         self.text = query.text
         clauses: list[tuple] = []
         root = self.node(query.root) if query.root is not None else None
         if root is None and query.root is not None:
-            root = tantivy.Query.empty_query()   # only punctuation was typed: nothing to find
-        clauses.append((Occur.Must, root if root is not None else self.all_posts()))
-        for q in self.filter_queries(filters or Filters()):
-            clauses.append((Occur.Must, q))
+            root = ir.Empty()   # only punctuation was typed: nothing to find
+        clauses.append(root if root is not None else self.all_posts())
+        clauses.extend(self.filter_queries(filters or Filters()))
         if len(clauses) == 1:
-            return clauses[0][1]
-        return tantivy.Query.boolean_query(clauses)
+            return clauses[0]
+        return ir.Bool(must=tuple(clauses))
 
-    def filter_queries(self, f: Filters) -> list[tantivy.Query]:
+    def filter_queries(self, f: Filters) -> list:
         out = []
         if f.channels:
             slugs = sorted({s for c in f.channels for s in self.resolve("channel", c)})
-            out.append(tantivy.Query.term_set_query(self.schema, "channel", slugs) if slugs else tantivy.Query.empty_query())
+            out.append(ir.TermSet("channel", tuple(slugs)) if slugs else ir.Empty())
         if f.publication:
             pubs = self.resolve("publication", f.publication)
-            out.append(tantivy.Query.term_set_query(self.schema, "publication", pubs) if pubs else tantivy.Query.empty_query())
+            out.append(ir.TermSet("publication", tuple(pubs)) if pubs else ir.Empty())
         if f.since or f.until:
             out.append(self.date_range(f.since, f.until))
         if f.kind:
@@ -128,13 +125,13 @@ class Compiler:
             out.append(self.term("has_link", 1))
         return out
 
-    def date_range(self, since: date | None, until: date | None) -> tantivy.Query:
+    def date_range(self, since: date | None, until: date | None):
         lo = day_start(since) if since else None
         hi = day_start(until) + 86399 if until else None
-        return tantivy.Query.range_query(self.schema, "ts", tantivy.FieldType.Integer, lo, hi)
+        return ir.Range(lo, hi)
 
     # -- nodes ---------------------------------------------------------------------------------
-    def node(self, node) -> tantivy.Query | None:
+    def node(self, node):
         if isinstance(node, Word):
             return self.word(node)
         if isinstance(node, Phrase):
@@ -145,7 +142,7 @@ class Compiler:
             child = self.node(node.child)
             if child is None:
                 return None
-            return tantivy.Query.boolean_query([(Occur.Must, self.all_posts()), (Occur.MustNot, child)])
+            return ir.Bool(must=(self.all_posts(),), must_not=(child,))
         if isinstance(node, Or):
             parts = [q for q in (self.node(c) for c in node.children) if q is not None]
             return self.should(parts) if parts else None
@@ -153,7 +150,7 @@ class Compiler:
             return self.seq(node)
         raise TypeError(node)  # pragma: no cover
 
-    def seq(self, node: Seq) -> tantivy.Query | None:
+    def seq(self, node: Seq):
         must, must_not, should = [], [], []
         items = list(zip(node.children, node.required))
         content = [c for c, req in items if not isinstance(c, (Not, Filter))]
@@ -175,21 +172,19 @@ class Compiler:
             else:
                 should.append(q)
                 if len(optional) > 1 and self.w.coverage:
-                    should.append(tantivy.Query.const_score_query(q, self.w.coverage))
+                    should.append(ir.Const(q, self.w.coverage))
         content_required = any(req and not isinstance(c, (Not, Filter)) for c, req in items)
         if should and must and not content_required:
             # Only filters are required: at least one of the words must still match.
-            must.append(tantivy.Query.boolean_query([(Occur.Should, q) for q in should]))
+            must.append(ir.Bool(should=tuple(should)))
             should = []
         if not must and not should:
             if not must_not:
                 return None
             must.append(self.all_posts())
-        clauses = [(Occur.Must, q) for q in must] + [(Occur.Should, q) for q in should] + \
-                  [(Occur.MustNot, q) for q in must_not]
-        if len(clauses) == 1 and clauses[0][0] != Occur.MustNot:
-            return clauses[0][1]
-        return tantivy.Query.boolean_query(clauses)
+        if len(must) + len(should) == 1 and not must_not:
+            return (must + should)[0]
+        return ir.Bool(tuple(must), tuple(should), tuple(must_not))
 
     def is_stop(self, node) -> bool:
         if not isinstance(node, Word) or node.exact or node.prefix:
@@ -197,7 +192,7 @@ class Compiler:
         toks = self.analyzer.tokens(node.text)
         return len(toks) == 1 and self.analyzer.lemma(toks[0].norm) in STOP_LEMMAS
 
-    def word(self, w: Word) -> tantivy.Query | None:
+    def word(self, w: Word):
         toks = self.analyzer.tokens(w.text)
         if not toks:
             return None
@@ -221,42 +216,42 @@ class Compiler:
         parts = [self.any_of([self.term("body", lem) for lem in lemmas])]
         titled = [lem for lem in lemmas if self.df("title", lem) > 0]
         if titled and self.w.title:
-            parts.append(tantivy.Query.boost_query(self.any_of([self.term("title", lem) for lem in titled]), self.w.title))
+            parts.append(ir.Boost(self.any_of([self.term("title", lem) for lem in titled]), self.w.title))
         if self.w.exact and self.df("exact", norm) > 0:
-            parts.append(tantivy.Query.boost_query(self.term("exact", norm), self.w.exact))
+            parts.append(ir.Boost(self.term("exact", norm), self.w.exact))
         return self.should(parts)
 
-    def prefix(self, norm: str) -> tantivy.Query:
+    def prefix(self, norm: str):
         self.highlight.prefixes.add(norm)
-        terms = self.searcher.terms_with_prefix("exact", norm, limit=self.w.prefix_terms)
+        terms = self.stats.terms_with_prefix("exact", norm, self.w.prefix_terms)
         if not terms:
-            return tantivy.Query.empty_query()
+            return ir.Empty()
         return self.any_of([self.term("exact", t) for t, _ in terms])
 
-    def phrase(self, text: str, exact: bool) -> tantivy.Query | None:
+    def phrase(self, text: str, exact: bool):
         norms = self.analyzer.exact_terms(text)
         if not norms:
             return None
         self.highlight.norms.update(norms)
         if exact:
             return self.term("exact", norms[0]) if len(norms) == 1 else \
-                tantivy.Query.phrase_query(self.schema, "exact", norms)
+                ir.Phrase("exact", tuple(norms))
         lemmas = self.analyzer.index_terms(text)
         self.highlight.lemmas.update(lemmas)
         if len(lemmas) == 1:
             return self.word(Word(text, 0))
-        parts = [tantivy.Query.phrase_query(self.schema, "body", lemmas)]
+        parts = [ir.Phrase("body", tuple(lemmas))]
         if self.w.title and all(self.df("title", lem) > 0 for lem in lemmas):
-            parts.append(tantivy.Query.boost_query(tantivy.Query.phrase_query(self.schema, "title", lemmas), self.w.title))
+            parts.append(ir.Boost(ir.Phrase("title", tuple(lemmas)), self.w.title))
         return self.should(parts)
 
-    def filter(self, f: Filter) -> tantivy.Query:
+    def filter(self, f: Filter):
         if f.name in ("channel", "publication"):
             values = self.resolve(f.name, f.value)
-            return tantivy.Query.term_set_query(self.schema, f.name, values) if values else tantivy.Query.empty_query()
+            return ir.TermSet(f.name, tuple(values)) if values else ir.Empty()
         if f.name in ("person", "org", "place"):
             ids = self.resolve(f.name, f.value)      # the posts naming it (stories' entities)
-            return tantivy.Query.term_set_query(self.schema, "id", ids) if ids else tantivy.Query.empty_query()
+            return ir.TermSet("id", tuple(ids)) if ids else ir.Empty()
         if f.name == "since":
             return self.date_range(f.value, None)
         if f.name == "until":
@@ -268,45 +263,3 @@ class Compiler:
         raise QueryError(f"unknown field {f.name!r}", self.text, f.pos)  # pragma: no cover - parser rejects
 
 
-class LexicalRetriever:
-    name = "lexical"
-
-    def __init__(self, index: LexicalIndex, resolve: Callable[[str, str], list[str]], weights: Weights | None = None):
-        self.index = index
-        self.resolve = resolve
-        self.weights = weights or Weights()
-
-    def compile(self, query: Query, filters: Filters, searcher=None) -> tuple[tantivy.Query, Highlight]:
-        compiler = Compiler(self.index, searcher or self.index.searcher(), self.resolve, self.weights)
-        return compiler.compile(query, filters), compiler.highlight
-
-    def count(self, compiled: tantivy.Query, searcher) -> int:
-        return searcher.search(compiled, 1, count=True).count
-
-    def matching(self, compiled: tantivy.Query, ids: list[str], searcher) -> set[str]:
-        """The posts among `ids` that the compiled query matches."""
-        if not ids:
-            return set()
-        both = tantivy.Query.boolean_query([
-            (Occur.Must, compiled),
-            (Occur.Must, tantivy.Query.term_set_query(self.index.schema, "id", list(ids))),
-        ])
-        hits = searcher.search(both, len(ids), count=False).hits
-        return {searcher.doc(addr).to_dict()["id"][0] for _, addr in hits}
-
-    def retrieve(self, query: Query, filters: Filters, *, limit: int, offset: int = 0, sort: str = "relevance",
-                 compiled: tantivy.Query | None = None, searcher=None) -> Candidates:
-        searcher = searcher or self.index.searcher()
-        if compiled is None:
-            compiled, _ = self.compile(query, filters, searcher)
-        if sort == "relevance" and next(positive_terms(query.root), None) is None:
-            sort = "date"  # only filters: nothing to rank by, newest first
-        kwargs = {}
-        if sort in ("date", "date_asc"):
-            kwargs = {"order_by_field": "ts", "order": tantivy.Order.Desc if sort == "date" else tantivy.Order.Asc}
-        result = searcher.search(compiled, max(limit, 1), count=True, offset=offset, **kwargs)
-        hits = result.hits[:limit] if limit > 0 else []
-        ids = [searcher.doc(addr).to_dict()["id"][0] for _, addr in hits]
-        # Sorted by date there is no relevance score to report (the sort key is the date).
-        scores = [0.0] * len(hits) if kwargs else [float(s) for s, _ in hits]
-        return Candidates(self.name, ids, scores, result.count)

@@ -56,26 +56,24 @@ def _utc_day(iso_date: str) -> date:
     return dt.astimezone(timezone.utc).date()
 
 
-def _counts_by_aggregation(plan, interval: str) -> dict[date, int]:
+def _counts_by_aggregation(lexical, plan, interval: str) -> dict[date, int]:
     """Posts per period counted by the lexical index over `plan.counted` (lexical and hybrid modes:
     the compiled query plus the semantic-only extras), without fetching any document."""
     searcher = plan.searcher
     out: dict[date, int] = {}
     if interval == "month":
-        res = searcher.aggregate(plan.counted, {"m": {"terms": {"field": "month", "size": 100_000}}})
-        for b in res["m"]["buckets"]:
-            if b["key"] and b["doc_count"]:
-                y, m = map(int, b["key"].split("-"))
-                out[date(y, m, 1)] = out.get(date(y, m, 1), 0) + b["doc_count"]
+        res = lexical.facet_counts(searcher, plan.counted, {"month": 100_000})
+        for key, n in res["month"]:
+            if key and n:
+                y, m = map(int, key.split("-"))
+                out[date(y, m, 1)] = out.get(date(y, m, 1), 0) + n
         return out
     step = 86400 if interval == "day" else 7 * 86400
     offset = 0 if interval == "day" else 4 * 86400   # the epoch was a Thursday: weeks start on Monday
-    res = searcher.aggregate(plan.counted, {"t": {"histogram": {"field": "ts", "interval": step, "offset": offset,
-                                                                "min_doc_count": 1}}})
-    for b in res["t"]["buckets"]:
-        if b["doc_count"]:
-            start = datetime.fromtimestamp(int(b["key"]), tz=timezone.utc).date()
-            out[start] = out.get(start, 0) + b["doc_count"]
+    for key, n in lexical.histogram(searcher, plan.counted, step, offset, 1):
+        if n:
+            start = datetime.fromtimestamp(key, tz=timezone.utc).date()
+            out[start] = out.get(start, 0) + n
     return out
 
 
@@ -128,7 +126,7 @@ def trends(engine, queries: list[str], interval: str = "month", *, since: date |
         if unit == "posts" and plan.names != ["semantic"]:
             if plan.names != ["lexical"]:
                 engine.ranked(plan, 0, 0)     # hybrid: fills plan.counted with the semantic-only extras
-            per_query.append(_counts_by_aggregation(plan, interval))
+            per_query.append(_counts_by_aggregation(engine.lexical, plan, interval))
         else:
             per_query.append(_counts_by_ids(engine, plan, interval, unit))
     starts = [p for counts in per_query for p in counts]
