@@ -1,0 +1,366 @@
+"""The PostgreSQL backend's lexical side: the project's own analyzer, BM25, in SQL.
+
+Each post's analyzed terms (index/lexical.py: `analyze_post`, the same lemmas, exact forms and
+transliterations as the embedded index) are written in the same transaction as the post:
+- `lex_docs`: one row per live post: the filter columns, field lengths, and `tsvector`s of its terms
+  with positions (phrases: `<->`), made from our terms, not PostgreSQL's stemmer;
+- `lex_postings(field, term, post_id, tf, dl)`: what BM25 needs, read by index-only scans;
+- `lex_terms(field, term)`: the term dictionary (prefix queries).
+A search plan (search/ir.py) becomes one SQL statement: each node a CTE yielding (post_id, s),
+combined as tantivy combines queries, with tantivy's BM25 (k1 1.2, b 0.75, Lucene idf); document
+counts and average lengths are read at most every STATS_TTL seconds per process. Deleted posts
+leave these tables (the post row stays in `posts`, marked).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..index.lexical import analyze_post
+from ..search import ir
+from ..search.lexical import Candidates, Compiler, Filters, Highlight, Weights
+from ..search.query import Query, positive_terms
+
+FIELDS = {"body": 1, "title": 2, "exact": 3}
+MAX_TERM = 120          # as the embedded index (tantivy remove_long)
+STATS_TTL = 2.0
+
+SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS lex_docs (
+        post_id text PRIMARY KEY,
+        channel text NOT NULL,
+        publication text NOT NULL DEFAULT '',
+        kind text NOT NULL,
+        month text,
+        ts bigint,
+        has_link boolean NOT NULL DEFAULT false,
+        len_body integer NOT NULL DEFAULT 0,
+        len_title integer NOT NULL DEFAULT 0,
+        len_exact integer NOT NULL DEFAULT 0,
+        body tsvector,
+        title tsvector,
+        exact tsvector)""",
+    "CREATE INDEX IF NOT EXISTS lex_docs_channel ON lex_docs(channel)",
+    "CREATE INDEX IF NOT EXISTS lex_docs_ts ON lex_docs(ts)",
+    "CREATE INDEX IF NOT EXISTS lex_docs_body ON lex_docs USING gin(body)",
+    "CREATE INDEX IF NOT EXISTS lex_docs_title ON lex_docs USING gin(title)",
+    "CREATE INDEX IF NOT EXISTS lex_docs_exact ON lex_docs USING gin(exact)",
+    """CREATE TABLE IF NOT EXISTS lex_postings (
+        field smallint NOT NULL,
+        term text COLLATE "C" NOT NULL,
+        post_id text NOT NULL,
+        tf integer NOT NULL,
+        dl integer NOT NULL,
+        PRIMARY KEY (field, term, post_id))""",
+    "CREATE INDEX IF NOT EXISTS lex_postings_post ON lex_postings(post_id)",
+    """CREATE TABLE IF NOT EXISTS lex_terms (
+        field smallint NOT NULL,
+        term text COLLATE "C" NOT NULL,
+        PRIMARY KEY (field, term))""",
+]
+
+
+def _tsvector(terms: list[str]) -> str:
+    """A tsvector literal of terms at their positions (1-based; PostgreSQL keeps positions < 16384)."""
+    pos: dict[str, list[int]] = {}
+    for i, t in enumerate(terms, 1):
+        if len(t) <= MAX_TERM:
+            pos.setdefault(t, []).append(min(i, 16383))
+    out = []
+    for t, ps in pos.items():
+        lex = t.replace("\\", "\\\\").replace("'", "''")
+        out.append(f"'{lex}':{','.join(map(str, ps[:256]))}")
+    return " ".join(out)
+
+
+def _tsquery_phrase(terms: tuple[str, ...]) -> str:
+    return " <-> ".join("'" + t.replace("\\", "\\\\").replace("'", "''") + "'" for t in terms)
+
+
+def write(cur, posts: list, deleted_ids: list[str], analyzer) -> None:
+    """Replace the lexical rows of `posts` (new or changed content) and drop `deleted_ids`; runs
+    inside the store's write transaction (PgStore on_write)."""
+    drop = [p.id for p in posts] + list(deleted_ids)
+    if drop:
+        cur.execute("DELETE FROM lex_postings WHERE post_id = ANY(%s)", (drop,))
+        cur.execute("DELETE FROM lex_docs WHERE post_id = ANY(%s)", (drop,))
+    docs, postings, terms = [], [], set()
+    for post in posts:
+        if post.deleted:
+            continue
+        a = analyze_post(analyzer, post)
+        title = a.title.split()
+        body = ([] if a.title_in_body or not a.title else title) + a.body.split()
+        exact = ([] if a.title_in_body or not a.title else a.exact_title.split()) + a.exact_body.split()
+        fields = {"body": body, "title": title, "exact": exact}
+        for name, toks in fields.items():
+            toks = [t for t in toks if len(t) <= MAX_TERM]
+            counts: dict[str, int] = {}
+            for t in toks:
+                counts[t] = counts.get(t, 0) + 1
+            code = FIELDS[name]
+            for t, n in counts.items():
+                postings.append((code, t, post.id, n, len(toks)))
+                terms.add((code, t))
+        docs.append((post.id, a.channel, a.publication or "", a.kind, a.month or None, a.ts, bool(a.has_link),
+                     len(body), len(title), len(exact), _tsvector(body), _tsvector(title), _tsvector(exact)))
+    if docs:
+        with cur.copy("COPY lex_docs (post_id, channel, publication, kind, month, ts, has_link, len_body, len_title, "
+                      "len_exact, body, title, exact) FROM STDIN") as copy:
+            for row in docs:
+                copy.write_row(row)
+    if postings:
+        with cur.copy("COPY lex_postings (field, term, post_id, tf, dl) FROM STDIN") as copy:
+            for row in postings:
+                copy.write_row(row)
+    if terms:
+        ordered = sorted(terms)      # one order for every writer: no deadlock between two
+        cur.execute("INSERT INTO lex_terms(field, term) SELECT * FROM unnest(%s::smallint[], %s::text[]) "
+                    "ORDER BY 1, 2 ON CONFLICT DO NOTHING", ([f for f, _ in ordered], [t for _, t in ordered]))
+
+
+# -- reading ---------------------------------------------------------------------------------------
+@dataclass
+class Snapshot:
+    """What one search reads: a connection, the collection statistics, cached document frequencies."""
+
+    conn: object
+    docs: int
+    avg: dict[str, float]
+    df: dict = field(default_factory=dict)
+
+    def doc_freq(self, fld: str, term: str) -> int:
+        key = (fld, term)
+        if key not in self.df:
+            if fld in FIELDS:
+                row = self.conn.execute("SELECT count(*) FROM lex_postings WHERE field = %s AND term = %s",
+                                        (FIELDS[fld], term)).fetchone()
+            else:
+                row = (0,)
+            self.df[key] = int(row[0])
+        return self.df[key]
+
+    def terms_with_prefix(self, fld: str, prefix: str, limit: int) -> list[tuple[str, int]]:
+        rows = self.conn.execute("SELECT term FROM lex_terms WHERE field = %s AND term >= %s AND term < %s "
+                                 "ORDER BY term LIMIT %s", (FIELDS[fld], prefix, prefix + "\U0010ffff", limit * 2)).fetchall()
+        out = [(t, self.doc_freq(fld, t)) for (t,) in rows]
+        return [(t, n) for t, n in out if n > 0][:limit]
+
+
+@dataclass(frozen=True)
+class Compiled:
+    node: object
+    snap: Snapshot
+
+
+class SqlPlan:
+    """One plan tree as SQL: CTEs n0, n1, ... each (post_id, s); `root` names the plan's own."""
+
+    def __init__(self, snap: Snapshot):
+        self.snap = snap
+        self.ctes: list[str] = []
+        self.params: list = []
+        self.names: dict = {}
+
+    def add(self, node) -> str:
+        if node in self.names:
+            return self.names[node]
+        sql, params = self.node(node)
+        name = f"n{len(self.ctes)}"
+        self.ctes.append(f"{name} AS ({sql})")
+        self.params.extend(params)
+        self.names[node] = name
+        return name
+
+    def with_clause(self) -> str:
+        return "WITH " + ", ".join(self.ctes) + " " if self.ctes else ""
+
+    def bm25(self, fld: str, idf: float, tf: str, dl: str) -> str:
+        avg = self.snap.avg.get(fld) or 1.0
+        return (f"({idf!r}::float8 * {tf} * {ir.K1 + 1}::float8 / ({tf} + {ir.K1}::float8 * "
+                f"({1 - ir.B}::float8 + {ir.B}::float8 * {dl} / {avg!r}::float8)))")
+
+    def node(self, n) -> tuple[str, list]:
+        snap = self.snap
+        if isinstance(n, ir.Term):
+            if n.field in FIELDS:
+                idf = ir.bm25_idf(snap.doc_freq(n.field, str(n.value)), max(snap.docs, 1))
+                return (f"SELECT post_id, {self.bm25(n.field, idf, 'tf', 'dl')} AS s FROM lex_postings "
+                        f"WHERE field = %s AND term = %s", [FIELDS[n.field], str(n.value)])
+            if n.field == "has_link":
+                return "SELECT post_id, 1.0::float8 AS s FROM lex_docs WHERE has_link", []
+            if n.field in ("channel", "publication", "kind", "month"):
+                return f"SELECT post_id, 1.0::float8 AS s FROM lex_docs WHERE {n.field} = %s", [str(n.value)]
+            if n.field == "id":
+                return "SELECT post_id, 1.0::float8 AS s FROM lex_docs WHERE post_id = %s", [str(n.value)]
+            raise ValueError(f"unknown field {n.field}")
+        if isinstance(n, ir.TermSet):
+            col = {"channel": "channel", "publication": "publication", "id": "post_id", "kind": "kind"}[n.field]
+            return f"SELECT post_id, 1.0::float8 AS s FROM lex_docs WHERE {col} = ANY(%s)", [list(map(str, n.values))]
+        if isinstance(n, ir.Phrase):
+            idf = sum(ir.bm25_idf(snap.doc_freq(n.field, t), max(snap.docs, 1)) for t in n.terms)
+            return (f"SELECT post_id, {self.bm25(n.field, idf, '1.0::float8', 'len_' + n.field)} AS s FROM lex_docs "
+                    f"WHERE {n.field} @@ %s::tsquery", [_tsquery_phrase(n.terms)])
+        if isinstance(n, ir.Range):
+            conds, params = [], []
+            if n.lo is not None:
+                conds.append("ts >= %s")
+                params.append(n.lo)
+            if n.hi is not None:
+                conds.append("ts <= %s")
+                params.append(n.hi)
+            return "SELECT post_id, 1.0::float8 AS s FROM lex_docs WHERE " + (" AND ".join(conds) or "ts IS NOT NULL"), params
+        if isinstance(n, ir.All):
+            return "SELECT post_id, 1.0::float8 AS s FROM lex_docs", []
+        if isinstance(n, ir.Empty):
+            return "SELECT NULL::text AS post_id, 0.0::float8 AS s WHERE false", []
+        if isinstance(n, ir.DisMax):
+            parts = " UNION ALL ".join(f"SELECT post_id, s FROM {self.add(c)}" for c in n.children)
+            return f"SELECT post_id, max(s) AS s FROM ({parts}) u GROUP BY post_id", []
+        if isinstance(n, ir.Boost):
+            return f"SELECT post_id, s * {float(n.factor)!r}::float8 AS s FROM {self.add(n.child)}", []
+        if isinstance(n, ir.Const):
+            return f"SELECT post_id, {float(n.score)!r}::float8 AS s FROM {self.add(n.child)}", []
+        if isinstance(n, ir.Bool):
+            return self.boolean(n), []
+        raise TypeError(n)  # pragma: no cover
+
+    def boolean(self, n: ir.Bool) -> str:
+        must = [self.add(c) for c in n.must]
+        should = [self.add(c) for c in n.should]
+        nots = [self.add(c) for c in n.must_not]
+        should_sum = None
+        if should:
+            parts = " UNION ALL ".join(f"SELECT post_id, s FROM {c}" for c in should)
+            should_sum = f"SELECT post_id, sum(s) AS s FROM ({parts}) u GROUP BY post_id"
+        exclude = ""
+        if nots:
+            ex = " UNION ".join(f"SELECT post_id FROM {c}" for c in nots)
+            exclude = f" WHERE b.post_id NOT IN ({ex})"
+        if not must:
+            if should_sum is None:
+                return "SELECT NULL::text AS post_id, 0.0::float8 AS s WHERE false"
+            return f"SELECT b.post_id, b.s FROM ({should_sum}) b{exclude}"
+        joins = " ".join(f"JOIN {c} ON {c}.post_id = {must[0]}.post_id" for c in must[1:])
+        score = " + ".join(f"{c}.s" for c in must)
+        if should_sum is not None:
+            joins += f" LEFT JOIN ({should_sum}) sh ON sh.post_id = {must[0]}.post_id"
+            score += " + COALESCE(sh.s, 0)"
+        return f"SELECT b.post_id, b.s FROM (SELECT {must[0]}.post_id, {score} AS s FROM {must[0]} {joins}) b{exclude}"
+
+
+class PgLexical:
+    """The lexical side of the PostgreSQL backend (the engine's contract: search/tantivy_side.py)."""
+
+    name = "lexical"
+
+    def __init__(self, conn: Callable[[], object], analyzer, resolve: Callable[[str, str], list[str]],
+                 weights: Weights | None = None, hwm: Callable[[], int] | None = None):
+        self.conn = conn                 # -> this thread's psycopg connection (autocommit reads)
+        self.analyzer = analyzer
+        self.resolve = resolve
+        self.weights = weights or Weights()
+        self._hwm = hwm or (lambda: 0)
+        self._stats: tuple[float, int, dict] | None = None
+        self._lock = threading.Lock()
+
+    def hwm(self) -> int:
+        """The lexical rows are written with the posts: always up to the store."""
+        return self._hwm()
+
+    def _collection(self) -> tuple[int, dict]:
+        with self._lock:
+            if self._stats and time.monotonic() - self._stats[0] < STATS_TTL:
+                return self._stats[1], self._stats[2]
+        row = self.conn().execute("SELECT count(*), avg(len_body), avg(len_title), avg(len_exact) FROM lex_docs").fetchone()
+        docs = int(row[0])
+        avg = {"body": float(row[1] or 1), "title": float(row[2] or 1), "exact": float(row[3] or 1)}
+        with self._lock:
+            self._stats = (time.monotonic(), docs, avg)
+        return docs, avg
+
+    def searcher(self) -> Snapshot:
+        docs, avg = self._collection()
+        return Snapshot(self.conn(), docs, avg)
+
+    def compile(self, query: Query, filters: Filters, searcher: Snapshot | None = None) -> tuple[Compiled, Highlight]:
+        snap = searcher or self.searcher()
+        compiler = Compiler(self.analyzer, snap, self.resolve, self.weights)
+        return Compiled(compiler.compile(query, filters), snap), compiler.highlight
+
+    def _sql(self, compiled: Compiled) -> tuple[SqlPlan, str]:
+        plan = SqlPlan(compiled.snap)
+        return plan, plan.add(compiled.node)
+
+    def count(self, compiled: Compiled, searcher=None) -> int:
+        plan, root = self._sql(compiled)
+        return int(compiled.snap.conn.execute(f"{plan.with_clause()}SELECT count(*) FROM {root}", plan.params).fetchone()[0])
+
+    def or_ids(self, compiled: Compiled, ids: list[str]) -> Compiled:
+        return Compiled(ir.Bool(should=(compiled.node, ir.TermSet("id", tuple(ids)))), compiled.snap)
+
+    def matching(self, compiled: Compiled, ids: list[str], searcher=None) -> set[str]:
+        if not ids:
+            return set()
+        plan, root = self._sql(compiled)
+        rows = compiled.snap.conn.execute(f"{plan.with_clause()}SELECT post_id FROM {root} WHERE post_id = ANY(%s)",
+                                          plan.params + [list(ids)]).fetchall()
+        return {r[0] for r in rows}
+
+    def retrieve(self, query: Query, filters: Filters, *, limit: int, offset: int = 0, sort: str = "relevance",
+                 compiled: Compiled | None = None, searcher=None) -> Candidates:
+        if compiled is None:
+            compiled, _ = self.compile(query, filters, searcher)
+        if sort == "relevance" and next(positive_terms(query.root), None) is None:
+            sort = "date"
+        plan, root = self._sql(compiled)
+        if sort in ("date", "date_asc"):
+            order = "d.ts DESC NULLS LAST, r.post_id" if sort == "date" else "d.ts ASC NULLS LAST, r.post_id"
+            sql = (f"{plan.with_clause()}SELECT r.post_id, 0.0::float8, count(*) OVER () FROM {root} r "
+                   f"JOIN lex_docs d ON d.post_id = r.post_id ORDER BY {order} LIMIT %s OFFSET %s")
+        else:
+            sql = (f"{plan.with_clause()}SELECT r.post_id, r.s, count(*) OVER () FROM {root} r "
+                   f"ORDER BY r.s DESC, r.post_id LIMIT %s OFFSET %s")
+        rows = compiled.snap.conn.execute(sql, plan.params + [max(limit, 0), max(offset, 0)]).fetchall() if limit > 0 else []
+        total = int(rows[0][2]) if rows else self.count(compiled)
+        return Candidates(self.name, [r[0] for r in rows], [float(r[1]) for r in rows], total)
+
+    # -- counting ------------------------------------------------------------------------------
+    def facet_counts(self, searcher, compiled: Compiled, sizes: dict[str, int]) -> dict:
+        plan, root = self._sql(compiled)
+        cols = [f for f in sizes]
+        sets = ", ".join(f"({c})" for c in cols) + ", ()"
+        sql = (f"{plan.with_clause()}SELECT {', '.join('d.' + c for c in cols)}, count(*), count(d.ts), min(d.ts), "
+               f"max(d.ts), GROUPING({', '.join('d.' + c for c in cols)}) FROM {root} r "
+               f"JOIN lex_docs d ON d.post_id = r.post_id GROUP BY GROUPING SETS ({sets})")
+        out: dict = {c: [] for c in cols}
+        out["span"] = (0, None, None)
+        full = (1 << len(cols)) - 1
+        for row in compiled.snap.conn.execute(sql, plan.params).fetchall():
+            grouping = row[-1]
+            if grouping == full:
+                out["span"] = (int(row[len(cols) + 1]), row[len(cols) + 2], row[len(cols) + 3])
+                continue
+            for i, c in enumerate(cols):
+                if not grouping & (1 << (len(cols) - 1 - i)):
+                    if row[i] is not None:
+                        out[c].append((row[i], int(row[len(cols)])))
+        for c in cols:
+            out[c] = sorted(out[c], key=lambda kv: (-kv[1], kv[0]))[:sizes[c]]
+        return out
+
+    def histogram(self, searcher, compiled: Compiled, step: int, offset: int, min_count: int = 0) -> list[tuple[int, int]]:
+        plan, root = self._sql(compiled)
+        sql = (f"{plan.with_clause()}SELECT floor((d.ts - %s)::float8 / %s)::bigint * %s + %s AS k, count(*) FROM {root} r "
+               f"JOIN lex_docs d ON d.post_id = r.post_id WHERE d.ts IS NOT NULL GROUP BY k ORDER BY k")
+        rows = compiled.snap.conn.execute(sql, plan.params + [offset, step, step, offset]).fetchall()
+        got = [(int(k), int(n)) for k, n in rows]
+        if min_count > 0 or not got:
+            return [(k, n) for k, n in got if n >= min_count]
+        filled, by = [], dict(got)
+        for k in range(got[0][0], got[-1][0] + step, step):
+            filled.append((k, by.get(k, 0)))
+        return filled
