@@ -431,9 +431,18 @@ class Store(CollectState):
         n = self.conn.execute("SELECT COUNT(*) FROM posts WHERE channel=?", (channel,)).fetchone()[0]
         if not n:
             raise NotFoundError(f"no channel {channel!r} in {self.root} (see `tgsearch stats`)")
-        self.conn.execute("INSERT INTO channel_names(channel, title) VALUES(?, ?) "
-                          "ON CONFLICT(channel) DO UPDATE SET title=excluded.title", (channel, title))
+        with self.conn:
+            self.conn.execute("INSERT INTO channel_names(channel, title) VALUES(?, ?) "
+                              "ON CONFLICT(channel) DO UPDATE SET title=excluded.title", (channel, title))
+            self.conn.execute("INSERT INTO meta(key, value) VALUES('renames', '1') "
+                              "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1")
         return n
+
+    def names_version(self) -> tuple[int, str]:
+        """Changes when a post is written or a channel renamed: what cached channel names key on."""
+        row = self.conn.execute("SELECT (SELECT COALESCE(MAX(version), 0) FROM posts), "
+                                "(SELECT value FROM meta WHERE key = 'renames')").fetchone()
+        return (row[0], row[1] or "")
 
     def channel_titles(self) -> dict[str, str]:
         """channel slug -> the title to show: the user's name for it, else the latest title a

@@ -53,13 +53,8 @@ def test_an_empty_backend(backend):
         backend.get("north_wind/1")
 
 
-def test_rename_channel(backend, tmp_path, request):
-    if request.node.callspec.id == "embedded":
-        # Found by this suite: Engine.resolve and the facet labels cache channel names keyed on the
-        # store's max version, which rename_channel does not bump, so a backend that searched
-        # before the rename keeps the old names until the next write (a reopened one is right).
-        request.applymarker(pytest.mark.xfail(strict=True, reason="embedded: channel names cached past "
-                                              "rename_channel (search/engine.py Engine.resolve)"))
+def test_rename_channel(backend, tmp_path):
+    """A rename reaches a backend that has already searched (cached channel names follow it)."""
     path = tmp_path / "in" / "posts.jsonl"
     ingest_posts(backend, path, POSTS)
     assert ids(backend, 'channel:"Северный Ветер"')            # resolved before the rename

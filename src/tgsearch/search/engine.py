@@ -89,7 +89,7 @@ class Engine:
         for person:/org:/place:, the ids of the posts naming that entity (any form of the name)."""
         if field in ("person", "org", "place"):
             return self.stories.posts_with_entity(field, value) if self.stories is not None else []
-        version = self.store.max_version()
+        version = self.store.names_version()
         if version != self._names_version:
             names: dict[str, dict[str, list[str]]] = {"channel": {}, "publication": {}}
             titles = self.store.channel_titles()
