@@ -10,12 +10,15 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Protocol, runtime_checkable
 
 from .errors import StoreError
 from .ingest import FileReport, IngestReport, ingest
 from .post import Post
 from .store import Store
+
+if TYPE_CHECKING:
+    from .search.types import SearchResult
 
 
 @runtime_checkable
@@ -52,7 +55,148 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
-class EmbeddedBackend:
+class BackendBase:
+    """What every backend does the same way over its `store` (Store or PgStore), its search `engine`
+    (search/engine.py with that backend's lexical side and retrievers) and its story index
+    (`stories.index`): reads, search, export fields, stories, trends."""
+
+    def search(self, req):
+        """Run a SearchRequest; returns a SearchResult (see tgsearch.search.types)."""
+        return self.engine.search(req)
+
+    def search_all(self, req) -> tuple[int, Iterator[Post]]:
+        """(total, every post of the result set in its order), streamed (export): the same posts
+        paging through `search` reaches, however many."""
+        total, batches = self.engine.iter_ids(req)
+
+        def posts() -> Iterator[Post]:
+            for ids in batches:
+                yield from self.get_many(ids)
+        return total, posts()
+
+    def get_many(self, ids: list[str]) -> list[Post]:
+        """Live posts (not deleted) of `ids`, in that order; unknown ids are skipped."""
+        found = self.store.get_many(list(ids))
+        return [found[i] for i in ids if i in found and not found[i].deleted]
+
+    def articles_for(self, post_id: str) -> list[Post]:
+        """The live articles fetched from a post's links (`tgsearch fetch-articles`), in link order;
+        NotFoundError for an unknown post."""
+        return self.get_many(self.store.articles_for(post_id))
+
+    def citing_posts(self, article_id: str) -> list[Post]:
+        """The live posts linking to a fetched article, newest first."""
+        return self.get_many(self.store.citing_posts(article_id))
+
+    def citations(self, ids: list[str]) -> dict[str, dict[str, list[str]]]:
+        """id -> {"articles": ids of the live articles the post links to, "cited_by": ids of the
+        live posts citing it (an article)} for a batch of ids, in a few queries (exports)."""
+        return self.store.citations(list(ids))
+
+    def export_fields(self, ids: list[str]) -> dict[str, dict]:
+        """id -> the derived export fields of a batch of posts: `citations` plus "story",
+        "copy_of" and "entities" (when stories are built)."""
+        ids = list(ids)
+        out = self.store.citations(ids)
+        index = self.stories.index
+        placed, ents = index.placements(ids), index.entities_of(ids)
+        for pid in ids:
+            p = placed.get(pid) or {}
+            out[pid].update(story=p.get("story"), copy_of=p.get("copy_of"), entities=ents.get(pid, []))
+        return out
+
+    def story(self, story_id: int) -> dict:
+        """A story: its row, its posts in time order (each with its delay after the first post and,
+        for a copy, after its original), channels in the order they carried it, and entities.
+        NotFoundError when unknown."""
+        from .errors import NotFoundError
+
+        index = self.stories.index
+        s = index.story(int(story_id))
+        if s is None:
+            raise NotFoundError(f"no story {story_id}")
+        ids = [p["id"] for p in s["posts"]]
+        posts = self.store.get_many(ids)
+        first = posts.get(s["first_post"])
+        t0 = first.date if first and first.date else None
+        out_posts, channels = [], {}
+        for row in s["posts"]:
+            post = posts.get(row["id"])
+            if post is None or post.deleted:
+                continue
+            original = posts.get(row["copy_of"]) if row["copy_of"] else None
+            delay = (post.date - t0).total_seconds() if t0 and post.date else None
+            copy_delay = (post.date - original.date).total_seconds() if original and original.date and post.date else None
+            out_posts.append({"post": post, "copy_of": row["copy_of"], "delay_seconds": delay,
+                              "copy_delay_seconds": copy_delay, "score": row["score"], "matched": row["matched"]})
+            ch = channels.setdefault(post.channel, {"channel": post.channel, "title": post.channel_title or post.channel,
+                                                    "first": post.date, "posts": 0, "copies": 0})
+            ch["posts"] += 1
+            ch["copies"] += bool(row["copy_of"])
+        entity_counts: dict[tuple, int] = {}
+        for ents in index.entities_of(ids).values():
+            for e in ents:
+                key = (e["type"], e["name"])
+                entity_counts[key] = entity_counts.get(key, 0) + 1
+        title_post = posts.get(s["title_post"]) or first
+        return {**s, "title": (title_post.title or title_post.text[:140]) if title_post else "",
+                "posts": out_posts, "channels_list": list(channels.values()),
+                "entities": [{"type": t, "name": n, "posts": c} for (t, n), c in
+                             sorted(entity_counts.items(), key=lambda x: (-x[1], x[0]))]}
+
+    def stories_search(self, req, limit: int = 20, offset: int = 0) -> dict:
+        """Stories with a post matching a search, newest activity first: {"total", "stories"}."""
+        from dataclasses import replace
+
+        engine = self.engine
+        if engine.stories is None:
+            return {"total": 0, "stories": []}
+        groups, _ = engine.grouped(engine.plan(replace(req, group="story", facets=False)))
+        matching = {g.story: g.matching for g in groups if g.story is not None}
+        rows = self.stories.index.story_rows(list(matching))
+        rows.sort(key=lambda r: (r["last_date"] or "", r["id"]), reverse=True)
+        page = rows[offset:offset + limit]
+        heads = self.store.get_many([r["title_post"] for r in page] + [r["first_post"] for r in page])
+        for r in page:
+            t = heads.get(r["title_post"])
+            r["title"] = (t.title or t.text[:140]) if t else ""
+            f = heads.get(r["first_post"])
+            r["first_channel"] = f.channel if f else ""
+            r["matching"] = matching.get(r["id"], 0)
+        return {"total": len(rows), "stories": page}
+
+    def trends(self, queries: list[str], interval: str = "month", **options) -> dict:
+        """Counts per day/week/month for each query, over the same result sets as `search`
+        (options: since, until, channels, mode, kind, publication, unit); see search/trends.py."""
+        from .search.trends import trends
+
+        return trends(self.engine, list(queries), interval, **options)
+
+    def channels(self) -> list[dict]:
+        """Every channel: slug, title shown, post count, first and last date."""
+        return self.store.stats()["channels"]
+
+    def similar(self, post_id: str, limit: int = 10):
+        """Posts closest in meaning to a post (a SearchResult; NotFoundError for an unknown post)."""
+        from .search.semantic import similar
+
+        return similar(self.engine, post_id, limit)
+
+    def warm_up(self) -> None:
+        """Open the index and load the query embedder before the first request needs them
+        (with a worker, the index catches up in the background meanwhile)."""
+        from .search.types import SearchRequest
+
+        self.search(SearchRequest(q="Казахстан", limit=1))
+
+    def get(self, post_id: str) -> Post:
+        return self.store.get(post_id)
+
+    def iter_posts(self, *, deleted: bool = False) -> Iterator[Post]:
+        return self.store.iter_posts(deleted=deleted)
+
+
+class EmbeddedBackend(BackendBase):
     """SQLite store plus the derived indexes in one data folder.
 
     Who does the derived work (catching the lexical index up, filling vectors):
@@ -185,118 +329,6 @@ class EmbeddedBackend:
                 self._engine.stories = self.stories.index
         return self._engine
 
-    def search(self, req):
-        """Run a SearchRequest; returns a SearchResult (see tgsearch.search.types)."""
-        return self.engine.search(req)
-
-    def search_all(self, req) -> tuple[int, Iterator[Post]]:
-        """(total, every post of the result set in its order), streamed (export): the same posts
-        paging through `search` reaches, however many."""
-        total, batches = self.engine.iter_ids(req)
-
-        def posts() -> Iterator[Post]:
-            for ids in batches:
-                yield from self.get_many(ids)
-        return total, posts()
-
-    def get_many(self, ids: list[str]) -> list[Post]:
-        """Live posts (not deleted) of `ids`, in that order; unknown ids are skipped."""
-        found = self.store.get_many(list(ids))
-        return [found[i] for i in ids if i in found and not found[i].deleted]
-
-    def articles_for(self, post_id: str) -> list[Post]:
-        """The live articles fetched from a post's links (`tgsearch fetch-articles`), in link order;
-        NotFoundError for an unknown post."""
-        return self.get_many(self.store.articles_for(post_id))
-
-    def citing_posts(self, article_id: str) -> list[Post]:
-        """The live posts linking to a fetched article, newest first."""
-        return self.get_many(self.store.citing_posts(article_id))
-
-    def citations(self, ids: list[str]) -> dict[str, dict[str, list[str]]]:
-        """id -> {"articles": ids of the live articles the post links to, "cited_by": ids of the
-        live posts citing it (an article)} for a batch of ids, in a few queries (exports)."""
-        return self.store.citations(list(ids))
-
-    def export_fields(self, ids: list[str]) -> dict[str, dict]:
-        """id -> the derived export fields of a batch of posts: `citations` plus "story",
-        "copy_of" and "entities" (when stories are built)."""
-        ids = list(ids)
-        out = self.store.citations(ids)
-        index = self.stories.index
-        placed, ents = index.placements(ids), index.entities_of(ids)
-        for pid in ids:
-            p = placed.get(pid) or {}
-            out[pid].update(story=p.get("story"), copy_of=p.get("copy_of"), entities=ents.get(pid, []))
-        return out
-
-    def story(self, story_id: int) -> dict:
-        """A story: its row, its posts in time order (each with its delay after the first post and,
-        for a copy, after its original), channels in the order they carried it, and entities.
-        NotFoundError when unknown."""
-        from .errors import NotFoundError
-
-        index = self.stories.index
-        s = index.story(int(story_id))
-        if s is None:
-            raise NotFoundError(f"no story {story_id}")
-        ids = [p["id"] for p in s["posts"]]
-        posts = self.store.get_many(ids)
-        first = posts.get(s["first_post"])
-        t0 = first.date if first and first.date else None
-        out_posts, channels = [], {}
-        for row in s["posts"]:
-            post = posts.get(row["id"])
-            if post is None or post.deleted:
-                continue
-            original = posts.get(row["copy_of"]) if row["copy_of"] else None
-            delay = (post.date - t0).total_seconds() if t0 and post.date else None
-            copy_delay = (post.date - original.date).total_seconds() if original and original.date and post.date else None
-            out_posts.append({"post": post, "copy_of": row["copy_of"], "delay_seconds": delay,
-                              "copy_delay_seconds": copy_delay, "score": row["score"], "matched": row["matched"]})
-            ch = channels.setdefault(post.channel, {"channel": post.channel, "title": post.channel_title or post.channel,
-                                                    "first": post.date, "posts": 0, "copies": 0})
-            ch["posts"] += 1
-            ch["copies"] += bool(row["copy_of"])
-        entity_counts: dict[tuple, int] = {}
-        for ents in index.entities_of(ids).values():
-            for e in ents:
-                key = (e["type"], e["name"])
-                entity_counts[key] = entity_counts.get(key, 0) + 1
-        title_post = posts.get(s["title_post"]) or first
-        return {**s, "title": (title_post.title or title_post.text[:140]) if title_post else "",
-                "posts": out_posts, "channels_list": list(channels.values()),
-                "entities": [{"type": t, "name": n, "posts": c} for (t, n), c in
-                             sorted(entity_counts.items(), key=lambda x: (-x[1], x[0]))]}
-
-    def stories_search(self, req, limit: int = 20, offset: int = 0) -> dict:
-        """Stories with a post matching a search, newest activity first: {"total", "stories"}."""
-        from dataclasses import replace
-
-        engine = self.engine
-        if engine.stories is None:
-            return {"total": 0, "stories": []}
-        groups, _ = engine.grouped(engine.plan(replace(req, group="story", facets=False)))
-        matching = {g.story: g.matching for g in groups if g.story is not None}
-        rows = self.stories.index.story_rows(list(matching))
-        rows.sort(key=lambda r: (r["last_date"] or "", r["id"]), reverse=True)
-        page = rows[offset:offset + limit]
-        heads = self.store.get_many([r["title_post"] for r in page] + [r["first_post"] for r in page])
-        for r in page:
-            t = heads.get(r["title_post"])
-            r["title"] = (t.title or t.text[:140]) if t else ""
-            f = heads.get(r["first_post"])
-            r["first_channel"] = f.channel if f else ""
-            r["matching"] = matching.get(r["id"], 0)
-        return {"total": len(rows), "stories": page}
-
-    def trends(self, queries: list[str], interval: str = "month", **options) -> dict:
-        """Counts per day/week/month for each query, over the same result sets as `search`
-        (options: since, until, channels, mode, kind, publication, unit); see search/trends.py."""
-        from .search.trends import trends
-
-        return trends(self.engine, list(queries), interval, **options)
-
     def sources(self) -> list[dict]:
         """Each entry of the sources file (`<db>/sources.toml`, collect/sources.py) with its last
         recorded run: {"key", "kind", "channel", "interval", "base_url", "allow_hosts", "last_run"
@@ -331,10 +363,6 @@ class EmbeddedBackend:
                         "cursor": cursor})
         return out
 
-    def channels(self) -> list[dict]:
-        """Every channel: slug, title shown, post count, first and last date."""
-        return self.store.stats()["channels"]
-
     def health(self) -> dict:
         index = self.index
         return {"status": "ok", "indexed": index.count(), "hwm": index.hwm()}
@@ -366,12 +394,6 @@ class EmbeddedBackend:
             self._index, self._engine = index, None
         return n
 
-    def similar(self, post_id: str, limit: int = 10):
-        """Posts closest in meaning to a post (a SearchResult; NotFoundError for an unknown post)."""
-        from .search.semantic import similar
-
-        return similar(self.engine, post_id, limit)
-
     def reindex_vectors(self, model: str, on_progress=None) -> int:
         """Switch the folder's embedding model and rebuild its vectors (synchronously)."""
         if self.read_only:
@@ -380,25 +402,12 @@ class EmbeddedBackend:
         self._engine = None
         return n
 
-    def warm_up(self) -> None:
-        """Open the index and load the query embedder before the first request needs them
-        (with a worker, the index catches up in the background meanwhile)."""
-        from .search.types import SearchRequest
-
-        self.search(SearchRequest(q="Казахстан", limit=1))
-
     def check(self) -> dict:
         """Store/index drift: counts, ids missing on either side, high-water marks (`behind`:
         store versions not indexed yet)."""
         return self.index.check(self.store)
 
     # -- read --------------------------------------------------------------------------------
-    def get(self, post_id: str) -> Post:
-        return self.store.get(post_id)
-
-    def iter_posts(self, *, deleted: bool = False) -> Iterator[Post]:
-        return self.store.iter_posts(deleted=deleted)
-
     def stats(self) -> dict:
         data = self.store.stats()
         index = self.index
@@ -422,10 +431,23 @@ class EmbeddedBackend:
             self.folder.close()
 
 
+def is_url(db) -> bool:
+    return isinstance(db, str) and db.startswith(("postgresql://", "postgres://"))
+
+
 def open_backend(root: str | os.PathLike | None = None, *, create: bool = True, read_only: bool | None = None,
-                 worker: bool = False) -> EmbeddedBackend:
-    """The CLI's backend. `read_only` defaults to ``not create``: the commands that open an
-    existing folder without writing (search, stats, export, show, check) get a read-only backend
-    that starts no process; a command that writes to an existing folder passes read_only=False."""
-    return EmbeddedBackend(root, create=create, read_only=(not create) if read_only is None else read_only,
-                           worker=worker)
+                 worker: bool = False, read_replica: str | None = None):
+    """The CLI's backend: a data folder (EmbeddedBackend) or a ``postgresql://`` URL (pg/backend.py).
+    `read_only` defaults to ``not create``: the commands that open an existing folder without
+    writing (search, stats, export, show, check) get a read-only backend that starts no process;
+    a command that writes to an existing folder passes read_only=False."""
+    read_only = (not create) if read_only is None else read_only
+    if root is None:
+        root = os.environ.get("TGSEARCH_DB") or None
+    if is_url(root):
+        from .pg.backend import PgBackend
+
+        return PgBackend(str(root), create=create, read_only=read_only, worker=worker, read_replica=read_replica)
+    if read_replica:
+        raise StoreError("--read-replica needs a postgresql:// database (--db URL)")
+    return EmbeddedBackend(root, create=create, read_only=read_only, worker=worker)

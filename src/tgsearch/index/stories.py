@@ -175,7 +175,7 @@ class StoryIndex:
 
         def batches():
             batch: list = []
-            for version, post in store.iter_since(hwm):
+            for version, post in self._changes(store, hwm):
                 batch.append((version, post))
                 if len(batch) >= BATCH:
                     yield batch
@@ -214,8 +214,16 @@ class StoryIndex:
             if on_progress:
                 on_progress(done, store.max_version())
             if stop is not None and stop.is_set():
-                break
+                return done
+        self._caught_up()
         return done
+
+    def _changes(self, store, hwm: int):
+        """(version, post) for every post to place, oldest write first (a server store: by its marks)."""
+        return store.iter_since(hwm)
+
+    def _caught_up(self) -> None:
+        """Every change `_changes` gave is placed (a server store moves its mark here)."""
 
     def _entities(self, posts: list) -> dict[str, list[tuple[str, str, str]]]:
         """post id -> [(type, name, key)] for a batch (the NER model runs on the batch at once)."""
@@ -238,7 +246,7 @@ class StoryIndex:
 
     def _apply(self, c, batch: list, found: dict | None = None) -> int:
         """Place one batch (date order within it), write the outcome and the mark together."""
-        last_version = max(v for v, _ in batch)
+        last_version = max(max(v for v, _ in batch), self.hwm())
         touched_stories: set[int] = set()
         rows, ent_rows, removed, copy_updates = [], [], [], {}
         posts = sorted((p for _, p in batch), key=lambda p: (p.date is None, p.date.timestamp() if p.date else 0, p.id))

@@ -115,6 +115,18 @@ class PgStore(PgCollectState):
         rows = self._q(sql, params, what)
         return rows[0] if rows else None
 
+    def close_thread(self) -> None:
+        """Close this thread's connection (a thread that ends)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            with self._all_lock:
+                self._all = [c for c in self._all if c is not conn]
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001 - best effort
+                pass
+            self._local.conn = None
+
     def close(self) -> None:
         """Close every connection this store opened (in any thread)."""
         with self._all_lock:
@@ -247,6 +259,13 @@ class PgStore(PgCollectState):
                 "ON CONFLICT (channel) DO UPDATE SET title = excluded.title", (channel, title), "renaming a channel")
         return n
 
+    def names_version(self) -> tuple[int, str]:
+        """Changes when a post is written or a channel renamed: what cached channel names key on."""
+        row = self._one("SELECT (SELECT COALESCE(MAX(version), 0) FROM posts), "
+                        "(SELECT COALESCE(md5(string_agg(channel || '=' || title, ',' ORDER BY channel)), '') "
+                        "FROM channel_names)")
+        return (int(row[0]), row[1])
+
     def channel_titles(self) -> dict[str, str]:
         """channel slug -> the title to show: the user's name for it, else the latest title a
         source gave, else the slug."""
@@ -350,11 +369,12 @@ class PgStore(PgCollectState):
         """The oldest transaction id still running (every transaction below it has ended)."""
         return int(self._one("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")[0])
 
-    def iter_changed(self, since_mark: int, until_mark: int, *, batch: int = 2000) -> Iterator[Post]:
+    def iter_changed(self, since_mark: int, until_mark: int, *, batch: int = 2000, versions: bool = False) -> Iterator:
         """Every post (deleted ones too) last written by a transaction in [since_mark, until_mark),
         by transaction then version. A consumer keeps a mark, takes `until = snapshot_mark()`,
         reads `iter_changed(mark, until)` and keeps `until`: it never skips a write, whatever the
-        order transactions commit in (a post written again later comes again)."""
+        order transactions commit in (a post written again later comes again). `versions`: yield
+        (version, post) pairs."""
         last_xid, last_version = int(since_mark), -1
         while True:
             rows = self._q(
@@ -366,8 +386,12 @@ class PgStore(PgCollectState):
             if not rows:
                 return
             for row in rows:
-                yield row_to_post(row[2:])
+                yield (row[1], row_to_post(row[2:])) if versions else row_to_post(row[2:])
             last_xid, last_version = int(rows[-1][0]), rows[-1][1]
+
+    def count_changed(self, since_mark: int) -> int:
+        """How many posts were last written by a transaction at or after `since_mark` (a backlog)."""
+        return int(self._one("SELECT count(*) FROM posts WHERE xid >= %s::text::xid8", (str(since_mark),))[0])
 
     def ids_and_versions(self, *, deleted: bool = False) -> dict[str, int]:
         where = "" if deleted else " WHERE NOT deleted"

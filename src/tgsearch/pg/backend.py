@@ -1,0 +1,300 @@
+"""The server backend: the store, lexical index, vectors and stories in one PostgreSQL database.
+
+`open_backend("postgresql://...")` (the CLI's `--db URL`, `TGSEARCH_DB`) gives a `PgBackend`; it
+implements the same Backend protocol as the embedded one (one contract suite runs on both):
+- posts: pg/store.py (monthly partitions; versions from a sequence; readers of changes follow
+  transaction ids, so concurrent writers never make a reader skip a row);
+- lexical: pg/lexical_sql.py, written in the post's own transaction (always current), searched
+  through the same engine (search/engine.py) as the embedded backend;
+- vectors: pg/vectors.py (pgvector), caught up after each write (`vectors`: "sync", the default, or
+  "off"; TGSEARCH_VECTORS), and by the worker of `serve`;
+- stories, copies, entities: pg/stories.py, caught up the same way (TGSEARCH_STORIES).
+Derived work that another process is doing (an advisory lock per kind) is left to it.
+Many processes may read and write one database at once; `read_replica` sends searches to a
+streaming replica while writes go to the primary.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Callable, Iterable
+
+from ..backend import BackendBase
+from ..errors import StoreError
+from ..ingest import FileReport, IngestReport, ingest
+from . import lexical_sql
+from .store import PgStore
+
+LOCK_VECTORS = 7_301_001      # advisory lock keys: one catch-up writer per kind
+LOCK_STORIES = 7_301_002
+LOCK_SCHEMA = 7_301_000
+BATCH = 256
+
+
+def _mode(env: str, given: str | None) -> str:
+    mode = given or os.environ.get(env) or "sync"
+    return "off" if mode == "off" else "sync"
+
+
+class PgBackend(BackendBase):
+    def __init__(self, url: str, *, create: bool = True, read_only: bool = False, worker: bool = False,
+                 analyzer=None, vectors: str | None = None, stories: str | None = None,
+                 read_replica: str | None = None):
+        self.url = url
+        self.read_only = read_only
+        self.root = None
+        self._analyzer = analyzer
+        self.store = PgStore(url, create=create and not read_only, on_write=self._on_write)
+        self.where = self.store.where
+        # searches read from a replica when given (a streaming standby: read-only, slightly behind)
+        self.reader = PgStore(read_replica, create=False) if read_replica else self.store
+        if not read_only:
+            self._ensure_schema()
+        self.vectors_mode = _mode("TGSEARCH_VECTORS", vectors)
+        self.stories_mode = _mode("TGSEARCH_STORIES", stories)
+        self._vectors = None
+        self._engine = None
+        self._stories = None
+        self._open_lock = threading.RLock()
+        self.worker = None
+        if worker:
+            from .worker import PgWorker
+
+            self.worker = PgWorker(self).start()
+
+    # -- schema and the write hook -------------------------------------------------------------
+    def _ensure_schema(self) -> None:
+        conn = self.store.conn
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_SCHEMA,))
+            for statement in lexical_sql.SCHEMA:
+                conn.execute(statement)
+
+    @property
+    def analyzer(self):
+        if self._analyzer is None:
+            from ..analyze.analyzer import default_analyzer
+
+            self._analyzer = default_analyzer()
+        return self._analyzer
+
+    def _on_write(self, cur, changed: list, deleted_ids: list[str]) -> None:
+        lexical_sql.write(cur, changed, deleted_ids, self.analyzer)
+
+    def _writable(self) -> None:
+        if self.read_only:
+            raise StoreError(f"{self.where}: opened read-only")
+
+    # -- writes --------------------------------------------------------------------------------
+    def ingest(self, paths, *, encoding: str | None = None, format: str | None = None, channel: str | None = None,
+               on_file: Callable[[FileReport], None] | None = None,
+               on_posts: Callable[[int], None] | None = None, on_derived=None) -> IngestReport:
+        self._writable()
+        report = ingest(self.store, paths, encoding=encoding, format=format, channel=channel,
+                        on_file=on_file, on_posts=on_posts)
+        self.after_write(on_progress=on_derived)
+        return report
+
+    def after_write(self, *, wait: bool = True, on_progress=None, **_) -> None:
+        """Lexical rows are already written; bring vectors and stories up (here, or poke the worker)."""
+        self._writable()
+        if self.worker is not None and not wait:
+            self.worker.poke()
+            return
+        self.catch_up(on_progress=on_progress)
+
+    def catch_up(self, on_progress=None, stop: threading.Event | None = None) -> dict:
+        """Vectors then stories for every post written since their marks (each skipped while another
+        process holds its lock: it is doing that work)."""
+        done = {}
+        if self.vectors_mode != "off":
+            done["vectors"] = self._catch_up_vectors(on_progress, stop)
+        if self.stories_mode != "off":
+            done["stories"] = self.stories.catch_up(on_progress=on_progress, stop=stop)
+        return done
+
+    def _try_lock(self, conn, key: int) -> bool:
+        return bool(conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0])
+
+    def _catch_up_vectors(self, on_progress=None, stop=None) -> int | None:
+        vectors = self.vectors
+        conn = self.store.conn
+        if not self._try_lock(conn, LOCK_VECTORS):
+            return None
+        try:
+            key = f"vectors_mark:{vectors.model}"
+            mark = int(self.store.get_meta(key) or 0)
+            until = self.store.snapshot_mark()
+            done, batch = 0, []
+            for post in self.store.iter_changed(mark, until):
+                batch.append(post)
+                if len(batch) >= BATCH:
+                    vectors.write_posts(batch)
+                    done += len(batch)
+                    batch = []
+                    if on_progress:
+                        on_progress("vectors", done)
+                    if stop is not None and stop.is_set():
+                        return done      # the mark stays: the next catch-up redoes what is left
+            if batch:
+                vectors.write_posts(batch)
+                done += len(batch)
+                if on_progress:
+                    on_progress("vectors", done)
+            self.store.set_meta(key, str(until))
+            return done
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_VECTORS,))
+
+    def mark_deleted(self, ids: Iterable[str]) -> int:
+        self._writable()
+        n = self.store.mark_deleted(ids)
+        if n:
+            self.after_write()
+        return n
+
+    def rename_channel(self, channel: str, title: str) -> int:
+        self._writable()
+        return self.store.rename_channel(channel, title)
+
+    # -- derived parts -------------------------------------------------------------------------
+    @property
+    def vectors(self):
+        if self._vectors is None:
+            with self._open_lock:
+                if self._vectors is None:
+                    from .vectors import PgVectorIndex
+
+                    model = self.store.get_meta("vectors_model") or None
+                    self._vectors = PgVectorIndex(lambda: self.store.conn, model)
+                    if model is None and not self.read_only:
+                        self.store.set_meta("vectors_model", self._vectors.model)
+        return self._vectors
+
+    @property
+    def stories(self):
+        if self._stories is None:
+            with self._open_lock:
+                if self._stories is None:
+                    from .stories import PgStoryService
+
+                    self._stories = PgStoryService(self, self.stories_mode)
+        return self._stories
+
+    def semantic_available(self) -> bool:
+        if self.vectors_mode == "off":
+            return False
+        try:
+            return self.vectors.count_posts() > 0
+        except StoreError:
+            return False
+
+    @property
+    def engine(self):
+        if self._engine is None:
+            with self._open_lock:
+                if self._engine is None:
+                    from ..search.engine import Engine
+                    from ..search.semantic import SemanticRetriever
+
+                    reader = self.reader
+                    lexical = lexical_sql.PgLexical(lambda: reader.conn, self.analyzer, None, hwm=reader.max_version)
+                    engine = Engine(reader, lexical)
+                    lexical.resolve = engine.resolve
+                    if self.semantic_available():
+                        engine.add_retriever(SemanticRetriever(reader, self.vectors, resolve=engine.resolve))
+                    if self.stories_mode != "off" or self.stories.index.hwm() > 0:
+                        engine.stories = self.stories.index
+                    self._engine = engine
+        return self._engine
+
+    def reset_engine(self) -> None:
+        self._engine = None
+
+    # -- state ---------------------------------------------------------------------------------
+    def health(self) -> dict:
+        n = self.reader.conn.execute("SELECT count(*) FROM lex_docs").fetchone()[0]
+        return {"status": "ok", "indexed": int(n), "hwm": self.reader.max_version()}
+
+    def check(self) -> dict:
+        conn = self.reader.conn
+        live = set(self.reader.ids_and_versions())
+        indexed = {r[0] for r in conn.execute("SELECT post_id FROM lex_docs")}
+        missing, extra = sorted(live - indexed), sorted(indexed - live)
+        top = self.reader.max_version()
+        return {"store_posts": len(live), "indexed": len(indexed), "missing": missing[:100], "extra": extra[:100],
+                "missing_count": len(missing), "extra_count": len(extra), "hwm": top, "store_version": top,
+                "behind": 0, "ok": not missing and not extra}
+
+    def stats(self) -> dict:
+        data = self.reader.stats()
+        top = self.reader.max_version()
+        n = self.reader.conn.execute("SELECT count(*) FROM lex_docs").fetchone()[0]
+        data["index"] = {"indexed": int(n), "hwm": top, "store_version": top, "behind": 0,
+                         "analyzer": f"{self.analyzer.name} {self.analyzer.version}"}
+        if self.vectors_mode != "off":
+            v = self.vectors.status()
+            mark = int(self.store.get_meta(f"vectors_mark:{self.vectors.model}") or 0)
+            behind = self.store.count_changed(mark)
+            data["vectors"] = {**v, "posts": data["posts"], "behind": behind, "complete": behind == 0}
+        else:
+            data["vectors"] = {"model": None, "complete": False}
+        data["stories"] = self.stories.status()
+        data["backend"] = "postgresql"
+        if self.worker is not None:
+            data["worker"] = self.worker.status()
+        return data
+
+    def reindex(self, on_progress=None) -> int:
+        """Rewrite every post's lexical rows (one transaction per batch; searches keep answering)."""
+        self._writable()
+        done, batch = 0, []
+        conn = self.store.conn
+
+        def flush():
+            with conn.transaction():
+                with conn.cursor() as cur:
+                    lexical_sql.write(cur, batch, [], self.analyzer)
+
+        for post in self.store.iter_posts(order="id"):
+            batch.append(post)
+            if len(batch) >= 1000:
+                flush()
+                done += len(batch)
+                batch = []
+                if on_progress:
+                    on_progress(done, None)
+        if batch:
+            flush()
+            done += len(batch)
+        with conn.transaction():
+            conn.execute("DELETE FROM lex_docs d WHERE NOT EXISTS (SELECT 1 FROM posts p WHERE p.id = d.post_id "
+                         "AND NOT p.deleted)")
+            conn.execute("DELETE FROM lex_postings l WHERE NOT EXISTS (SELECT 1 FROM lex_docs d WHERE d.post_id = l.post_id)")
+        self._engine = None
+        return done
+
+    def reindex_vectors(self, model: str, on_progress=None) -> int:
+        self._writable()
+        from .vectors import PgVectorIndex
+
+        index = PgVectorIndex(lambda: self.store.conn, model)
+        self.store.set_meta(f"vectors_mark:{index.model}", "0")
+        self.store.set_meta("vectors_model", index.model)
+        self._vectors, self._engine = index, None
+        return self._catch_up_vectors(on_progress) or 0
+
+    def warm_up(self) -> None:
+        super().warm_up()
+
+    def close(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+        if self._stories is not None:
+            self._stories.close()
+        if self._vectors is not None:
+            self._vectors.close()
+        if self.reader is not self.store:
+            self.reader.close()
+        self.store.close()

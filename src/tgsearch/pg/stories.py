@@ -1,0 +1,206 @@
+"""Stories, copies and entities of the PostgreSQL backend: the embedded StoryIndex (index/stories.py)
+with its tables in the database instead of `analysis.sqlite`.
+
+The placing code is the same; what differs:
+- its SQL runs through `_Conn`, which gives psycopg the sqlite3 surface StoryIndex uses (`?`
+  placeholders, `with conn:` transactions, executescript);
+- changes are read by transaction-id marks (PgStore.iter_changed), never skipping a write that
+  commits late; the mark moves when a catch-up has placed everything up to it;
+- one writer at a time across processes: a session advisory lock; a process whose in-memory
+  state is older than the tables (another process placed posts since) reloads it first.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import uuid
+
+from ..index.stories import StoryIndex
+
+LOCK = 7_301_002
+SCHEMA = [
+    "CREATE TABLE IF NOT EXISTS state(key text PRIMARY KEY, value text NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS post_story(post_id text PRIMARY KEY, story bigint NOT NULL, copy_of text,
+        score real NOT NULL, matched text, date text, channel text NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS post_story_story ON post_story(story)",
+    "CREATE INDEX IF NOT EXISTS post_story_copy ON post_story(copy_of)",
+    """CREATE TABLE IF NOT EXISTS stories(id bigint PRIMARY KEY, title_post text NOT NULL, first_post text NOT NULL,
+        size integer NOT NULL, channels integer NOT NULL, first_date text, last_date text)""",
+    "CREATE INDEX IF NOT EXISTS stories_last ON stories(last_date)",
+    """CREATE TABLE IF NOT EXISTS entities(seq bigserial PRIMARY KEY, post_id text NOT NULL, type text NOT NULL,
+        name text NOT NULL, key text NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS entities_post ON entities(post_id)",
+    "CREATE INDEX IF NOT EXISTS entities_key ON entities(type, key)",
+]
+_REWRITES = [(re.compile(r"\bORDER BY rowid\b"), "ORDER BY seq"),
+             (re.compile(r"SUM\(size > 1\)"), "SUM((size > 1)::int)")]
+
+
+def _sql(sql: str) -> str:
+    for pattern, repl in _REWRITES:
+        sql = pattern.sub(repl, sql)
+    return sql.replace("?", "%s")
+
+
+class _Conn:
+    """The sqlite3 connection surface StoryIndex uses, over this thread's psycopg connection."""
+
+    def __init__(self, conn):
+        self.conn = conn
+        self._tx = []
+
+    def execute(self, sql: str, params=()):
+        return self.conn.execute(_sql(sql), tuple(params))
+
+    def executemany(self, sql: str, rows) -> None:
+        rows = list(rows)
+        if rows:
+            with self.conn.cursor() as cur:
+                cur.executemany(_sql(sql), rows)
+
+    def executescript(self, script: str) -> None:
+        for statement in (s.strip() for s in script.split(";")):
+            if statement:
+                self.conn.execute(statement)
+
+    def __enter__(self):
+        tx = self.conn.transaction()
+        tx.__enter__()
+        self._tx.append(tx)
+        return self
+
+    def __exit__(self, *exc):
+        return self._tx.pop().__exit__(*exc)
+
+
+class PgStoryIndex(StoryIndex):
+    def __init__(self, store, analyzer, *, entities=None, entity_model: str = "", read_only: bool = False):
+        self.root = None
+        self.path = None
+        self.store = store
+        self.analyzer = analyzer
+        self.entity_fn = entities
+        self.entity_model = entity_model
+        self.vectors_fn = None
+        self.read_only = read_only
+        self._clusterer = None
+        self._write_lock = threading.Lock()
+        self._local = threading.local()
+        self.token = uuid.uuid4().hex       # who wrote the tables last: this process's state is current
+        self._until = None
+        if not read_only:
+            conn = store.conn
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK + 100,))
+                for statement in SCHEMA:
+                    conn.execute(statement)
+            if self._get("built_by") not in (None, self.built_by):
+                self._reset()
+
+    @property
+    def conn(self):
+        conn = self.store.conn
+        if self.read_only and not conn.execute("SELECT to_regclass('post_story') IS NOT NULL").fetchone()[0]:
+            return None
+        wrapped = getattr(self._local, "wrapped", None)
+        if wrapped is None or wrapped.conn is not conn:
+            wrapped = self._local.wrapped = _Conn(conn)
+        return wrapped
+
+    def close(self) -> None:
+        pass    # the store's connections
+
+    def mark(self) -> int:
+        return int(self._get("mark") or 0)
+
+    def _changes(self, store, hwm: int):
+        self._until = store.snapshot_mark()
+        return store.iter_changed(self.mark(), self._until, versions=True)
+
+    def _caught_up(self) -> None:
+        if self._until is not None:
+            self.conn.execute("INSERT INTO state(key, value) VALUES('mark', %s) ON CONFLICT(key) DO UPDATE "
+                              "SET value = excluded.value", (str(self._until),))
+
+    def backlog(self, store) -> int:
+        return store.count_changed(self.mark())
+
+    def catch_up(self, store, on_progress=None, stop: threading.Event | None = None) -> int | None:
+        """Place what changed since the mark, unless another process is doing it (None)."""
+        if self.read_only:
+            return 0
+        conn = self.store.conn
+        if not conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK,)).fetchone()[0]:
+            return None
+        try:
+            if self._get("writer") not in (None, self.token):
+                self._clusterer = None          # another process placed posts: reload the state
+            if self.backlog(store) == 0:
+                return 0
+            self.conn.execute("INSERT INTO state(key, value) VALUES('writer', %s) ON CONFLICT(key) DO UPDATE "
+                              "SET value = excluded.value", (self.token,))
+            return super().catch_up(store, on_progress=on_progress, stop=stop)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK,))
+
+    def status(self, store) -> dict:
+        out = super().status(store)
+        if self.conn is not None:
+            out["behind"] = self.backlog(store)
+            out["complete"] = out["behind"] == 0
+        return out
+
+
+class PgStoryService:
+    """The StoryService surface (index/story_service.py) for the PostgreSQL backend."""
+
+    def __init__(self, backend, mode: str):
+        self.backend = backend
+        self.store = backend.store
+        self.mode = mode
+        self.read_only = backend.read_only
+        self._index = None
+        self._lock = threading.Lock()
+
+    @property
+    def index(self) -> PgStoryIndex:
+        with self._lock:
+            if self._index is None:
+                from ..index.story_service import default_entities
+
+                fn, model = default_entities()
+                self._index = PgStoryIndex(self.store, self.backend.analyzer, entities=fn, entity_model=model,
+                                           read_only=self.read_only)
+            return self._index
+
+    def catch_up(self, *, stop=None, on_progress=None) -> int | None:
+        progress = (lambda done, _top: on_progress("stories", done)) if on_progress else None
+        return self.index.catch_up(self.store, on_progress=progress, stop=stop)
+
+    def wait_caught_up(self, timeout: float | None = None) -> bool:
+        import time
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if self.catch_up() is not None:
+                return True
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+            time.sleep(0.2)
+
+    def rebuild(self, on_progress=None) -> int:
+        index = self.index
+        with index._write_lock:
+            index._reset()
+        return self.catch_up(on_progress=on_progress) or 0
+
+    def after_write(self) -> None:
+        if self.mode != "off" and not self.read_only:
+            self.catch_up()
+
+    def status(self) -> dict:
+        return self.index.status(self.store)
+
+    def close(self) -> None:
+        pass
