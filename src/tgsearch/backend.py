@@ -219,6 +219,7 @@ class EmbeddedBackend(BackendBase):
         self.read_only = read_only
         self.store = Store(root, create=create and not read_only)
         self.root: Path = self.store.root
+        self.where = str(self.root)       # for messages: the folder (a server backend: its URL without password)
         self._analyzer = analyzer
         self._index = None
         self._engine = None

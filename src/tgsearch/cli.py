@@ -22,7 +22,7 @@ out = Console()
 
 db_option = click.option(
     "--db", "db", envvar="TGSEARCH_DB", default="./tgsearch-data", show_default=True,
-    help="Data folder (store and indexes). Env: TGSEARCH_DB.",
+    help="Data folder (store and indexes), or a postgresql:// URL (the server backend). Env: TGSEARCH_DB.",
 )
 
 
@@ -88,7 +88,12 @@ def ingest(paths, db, fmt, encoding, channel, as_json, quiet):
     files = list(walk(list(paths)))
     with progress:
         task = progress.add_task("ingest", total=len(files))
-        report = backend.ingest(files, encoding=encoding, format=fmt, channel=channel, on_file=on_file)
+        extra = {}
+        if hasattr(backend, "catch_up"):       # PostgreSQL: vectors and stories follow in this command
+            def on_derived(kind, done):
+                progress.update(task, description=f"{kind}: {done} posts")
+            extra["on_derived"] = on_derived
+        report = backend.ingest(files, encoding=encoding, format=fmt, channel=channel, on_file=on_file, **extra)
     summary = report.to_dict()
     if as_json:
         out.print_json(json.dumps(summary, ensure_ascii=False))
@@ -96,7 +101,7 @@ def ingest(paths, db, fmt, encoding, channel, as_json, quiet):
         out.print(
             f"files: {summary['files']}  posts: {summary['posts']}  new: {summary['new']}  "
             f"updated: {summary['updated']}  refreshed: {summary['refreshed']}  unchanged: {summary['unchanged']}  "
-            f"errors: {len(summary['errors'])}  (store: {backend.root})",
+            f"errors: {len(summary['errors'])}  (store: {backend.where})",
             highlight=False,
         )
         for fmt_name, n in summary["by_format"].items():
@@ -300,7 +305,9 @@ def check_bind(host: str, token: str | None) -> None:
               help="Also keep the sources file's channels current in this process (as `tgsearch watch`).")
 @click.option("--crawl-delay", default=1.0, show_default=True, type=click.FloatRange(min=0),
               help="With --watch: seconds between two requests of a crawl.")
-def serve(db, host, port, token, allow_hosts, concurrency, queue, queue_wait, watch_sources, crawl_delay):
+@click.option("--read-replica", envvar="TGSEARCH_READ_REPLICA", default=None, metavar="URL",
+              help="With a postgresql:// --db: send searches to this streaming replica (writes go to --db).")
+def serve(db, host, port, token, allow_hosts, concurrency, queue, queue_wait, watch_sources, crawl_delay, read_replica):
     """Run the web UI and HTTP API (docs at /api/docs)."""
     check_bind(host, token)
     import uvicorn
@@ -316,7 +323,7 @@ def serve(db, host, port, token, allow_hosts, concurrency, queue, queue_wait, wa
 
     running = default_concurrency() if concurrency is None else concurrency
     limits = LimitConfig(concurrency=running, queue=4 * running if queue is None else queue, queue_wait=queue_wait)
-    backend = open_backend(db, worker=True)   # one background thread catches the indexes up
+    backend = open_backend(db, worker=True, read_replica=read_replica)   # one background thread catches the indexes up
     watcher = None
     try:
         if watch_sources:
@@ -327,7 +334,7 @@ def serve(db, host, port, token, allow_hosts, concurrency, queue, queue_wait, wa
                               on_problem=lambda line: err.print(f"warning: {line}", highlight=False, markup=False,
                                                                 soft_wrap=True)).start()
         backend.warm_up()  # open the index, load the query embedder, before taking requests
-        err.print(f"tgsearch: http://{host}:{port}/  (API docs: /api/docs; store: {backend.root})"
+        err.print(f"tgsearch: http://{host}:{port}/  (API docs: /api/docs; store: {backend.where})"
                   + ("; watching the sources file" if watcher else ""), highlight=False)
         app = create_app(backend, token=token, allowed_hosts=allow_hosts, limits=limits)
         uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -22,6 +22,7 @@ from typing import Callable, Iterable
 
 from ..backend import BackendBase
 from ..errors import StoreError
+from ..index.vector_fill import _worker_embed, _worker_init, default_workers
 from ..ingest import FileReport, IngestReport, ingest
 from . import lexical_sql
 from .store import PgStore
@@ -30,6 +31,8 @@ LOCK_VECTORS = 7_301_001      # advisory lock keys: one catch-up writer per kind
 LOCK_STORIES = 7_301_002
 LOCK_SCHEMA = 7_301_000
 BATCH = 256
+POOL_FROM = 2000          # posts behind from which vectors are embedded in worker processes
+EXACT_BELOW = 5000        # passages: below this an exact scan (deterministic), above it the HNSW index
 
 
 def _mode(env: str, given: str | None) -> str:
@@ -122,29 +125,59 @@ class PgBackend(BackendBase):
         conn = self.store.conn
         if not self._try_lock(conn, LOCK_VECTORS):
             return None
+        pool = None
         try:
             key = f"vectors_mark:{vectors.model}"
             mark = int(self.store.get_meta(key) or 0)
             until = self.store.snapshot_mark()
-            done, batch = 0, []
+            workers = default_workers()
+            if workers > 1 and self.store.count_changed(mark) >= POOL_FROM:
+                import multiprocessing
+
+                # a big backlog (a first ingest): embedding processes with one BLAS thread each
+                pool = multiprocessing.get_context("spawn").Pool(
+                    workers, initializer=_worker_init, initargs=(vectors.model, 1, os.getpid()))
+            done, pending = 0, []
+
+            def write(item) -> None:
+                nonlocal done
+                posts, todo, result = item
+                vecs = result.get() if pool is not None else result
+                vectors.write_embedded(posts, todo, vecs)
+                done += len(posts)
+                if on_progress:
+                    on_progress("vectors", done)
+
+            batch: list = []
+
+            def submit(batch) -> None:
+                posts, todo = vectors.passages(batch)
+                texts = [p.text for _, p in todo]
+                if pool is not None:
+                    pending.append((posts, todo, pool.apply_async(_worker_embed, (texts,))))
+                    while len(pending) > workers or (pending and pending[0][2].ready()):
+                        write(pending.pop(0))
+                else:
+                    write((posts, todo, vectors._embed(texts)))
+
             for post in self.store.iter_changed(mark, until):
                 batch.append(post)
                 if len(batch) >= BATCH:
-                    vectors.write_posts(batch)
-                    done += len(batch)
+                    submit(batch)
                     batch = []
-                    if on_progress:
-                        on_progress("vectors", done)
                     if stop is not None and stop.is_set():
+                        while pending:
+                            write(pending.pop(0))
                         return done      # the mark stays: the next catch-up redoes what is left
             if batch:
-                vectors.write_posts(batch)
-                done += len(batch)
-                if on_progress:
-                    on_progress("vectors", done)
+                submit(batch)
+            while pending:
+                write(pending.pop(0))
             self.store.set_meta(key, str(until))
             return done
         finally:
+            if pool is not None:
+                pool.terminate()
             conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_VECTORS,))
 
     def mark_deleted(self, ids: Iterable[str]) -> int:
@@ -168,6 +201,8 @@ class PgBackend(BackendBase):
 
                     model = self.store.get_meta("vectors_model") or None
                     self._vectors = PgVectorIndex(lambda: self.store.conn, model)
+                    # an exact scan reads every vector from the server per query: HNSW above a few thousand
+                    self._vectors.exact_below = EXACT_BELOW
                     if model is None and not self.read_only:
                         self.store.set_meta("vectors_model", self._vectors.model)
         return self._vectors
@@ -203,7 +238,13 @@ class PgBackend(BackendBase):
                     engine = Engine(reader, lexical)
                     lexical.resolve = engine.resolve
                     if self.semantic_available():
-                        engine.add_retriever(SemanticRetriever(reader, self.vectors, resolve=engine.resolve))
+                        vectors = self.vectors
+                        if reader is not self.store:     # searches read the replica's vectors
+                            from .vectors import PgVectorIndex
+
+                            vectors = PgVectorIndex(lambda: reader.conn, vectors.model, embedder=vectors.embedder)
+                            vectors.exact_below = EXACT_BELOW
+                        engine.add_retriever(SemanticRetriever(reader, vectors, resolve=engine.resolve))
                     if self.stories_mode != "off" or self.stories.index.hwm() > 0:
                         engine.stories = self.stories.index
                     self._engine = engine
@@ -218,14 +259,17 @@ class PgBackend(BackendBase):
         return {"status": "ok", "indexed": int(n), "hwm": self.reader.max_version()}
 
     def check(self) -> dict:
+        """Posts against their lexical rows (written in one transaction, so they agree unless a
+        table was changed by hand; `tgsearch reindex` rewrites them)."""
         conn = self.reader.conn
         live = set(self.reader.ids_and_versions())
         indexed = {r[0] for r in conn.execute("SELECT post_id FROM lex_docs")}
         missing, extra = sorted(live - indexed), sorted(indexed - live)
         top = self.reader.max_version()
-        return {"store_posts": len(live), "indexed": len(indexed), "missing": missing[:100], "extra": extra[:100],
-                "missing_count": len(missing), "extra_count": len(extra), "hwm": top, "store_version": top,
-                "behind": 0, "ok": not missing and not extra}
+        return {"store_posts": len(live), "indexed_posts": len(indexed), "hwm": top, "store_version": top,
+                "behind": 0, "missing": missing[:20], "missing_count": len(missing), "extra": extra[:20],
+                "extra_count": len(extra), "analyzer": f"{self.analyzer.name} {self.analyzer.version}",
+                "ok": not missing and not extra}
 
     def stats(self) -> dict:
         data = self.reader.stats()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import timezone
 from typing import Callable, Iterable, Iterator
 
 from ..errors import NotFoundError

@@ -440,6 +440,21 @@ class PgVectorIndex:
         self._count = None
         return written
 
+    @staticmethod
+    def passages(posts: list[Post]) -> tuple[list[Post], list[tuple[str, Passage]]]:
+        """(the posts, each id once with its last version; (post id, passage) to embed) for a batch."""
+        latest: dict[str, Post] = {}
+        for post in posts:
+            latest[post.id] = post
+        batch = list(latest.values())
+        return batch, [(post.id, p) for post in batch if not post.deleted for p in passages_for(post)]
+
+    def write_embedded(self, posts: list[Post], todo: list[tuple[str, Passage]], vectors: np.ndarray) -> int:
+        """Write passages embedded elsewhere (an embedding pool): `passages(posts)` and their vectors."""
+        self.vstore.write([(pid, p, vectors[j]) for j, (pid, p) in enumerate(todo)], [p.id for p in posts])
+        self._count = None
+        return len(todo)
+
     def _embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.embedder.dim), dtype=np.float32)
