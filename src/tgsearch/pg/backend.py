@@ -36,8 +36,9 @@ EXACT_BELOW = 5000        # passages: below this an exact scan (deterministic), 
 
 
 def _mode(env: str, given: str | None) -> str:
-    mode = given or os.environ.get(env) or "sync"
-    return "off" if mode == "off" else "sync"
+    """off | sync (in the writing command) | process (default: a detached catch-up process)."""
+    mode = (given or os.environ.get(env) or "process").lower()
+    return mode if mode in ("off", "sync") else "process"
 
 
 class PgBackend(BackendBase):
@@ -60,6 +61,7 @@ class PgBackend(BackendBase):
         self._engine = None
         self._stories = None
         self._open_lock = threading.RLock()
+        self._proc = None
         self.worker = None
         if worker:
             from .worker import PgWorker
@@ -100,20 +102,26 @@ class PgBackend(BackendBase):
         return report
 
     def after_write(self, *, wait: bool = True, on_progress=None, **_) -> None:
-        """Lexical rows are already written; bring vectors and stories up (here, or poke the worker)."""
+        """Lexical rows are already written (searchable now); vectors and stories follow: in the
+        worker (serve, watch), in this command ("sync"), or in a detached catch-up process ("process",
+        the default: `tgsearch ingest` returns when the posts are stored and searchable)."""
         self._writable()
-        if self.worker is not None and not wait:
+        if self.worker is not None:
             self.worker.poke()
             return
-        self.catch_up(on_progress=on_progress)
+        self.catch_up(on_progress=on_progress, modes=("sync",))
+        if "process" in (self.vectors_mode, self.stories_mode):
+            from .catchup import spawn
 
-    def catch_up(self, on_progress=None, stop: threading.Event | None = None) -> dict:
+            self._proc = spawn(self.url, self._proc)
+
+    def catch_up(self, on_progress=None, stop: threading.Event | None = None, modes=("sync", "process")) -> dict:
         """Vectors then stories for every post written since their marks (each skipped while another
         process holds its lock: it is doing that work)."""
         done = {}
-        if self.vectors_mode != "off":
+        if self.vectors_mode in modes:
             done["vectors"] = self._catch_up_vectors(on_progress, stop)
-        if self.stories_mode != "off":
+        if self.stories_mode in modes:
             done["stories"] = self.stories.catch_up(on_progress=on_progress, stop=stop)
         return done
 
@@ -220,8 +228,8 @@ class PgBackend(BackendBase):
     def semantic_available(self) -> bool:
         if self.vectors_mode == "off":
             return False
-        try:
-            return self.vectors.count_posts() > 0
+        try:      # vectors, or posts they are being made for
+            return self.vectors.count_posts() > 0 or self.reader.count() > 0
         except StoreError:
             return False
 

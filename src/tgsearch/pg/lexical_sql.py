@@ -5,7 +5,8 @@ transliterations as the embedded index) are written in the same transaction as t
 - `lex_docs`: one row per live post: the filter columns, field lengths, and `tsvector`s of its terms
   with positions (phrases: `<->`), made from our terms, not PostgreSQL's stemmer;
 - `lex_postings(field, term, post_id, tf, dl)`: what BM25 needs, read by index-only scans;
-- `lex_terms(field, term)`: the term dictionary (prefix queries).
+- prefix queries list the distinct terms from the postings' own index (a skip scan: one probe per
+  term), so no term dictionary is written beside them.
 A search plan (search/ir.py) becomes one SQL statement: each node a CTE yielding (post_id, s),
 combined as tantivy combines queries, with tantivy's BM25 (k1 1.2, b 0.75, Lucene idf); document
 counts and average lengths are read at most every STATS_TTL seconds per process. Deleted posts
@@ -46,7 +47,6 @@ SCHEMA = [
     "CREATE INDEX IF NOT EXISTS lex_docs_channel ON lex_docs(channel)",
     "CREATE INDEX IF NOT EXISTS lex_docs_ts ON lex_docs(ts)",
     "CREATE INDEX IF NOT EXISTS lex_docs_body ON lex_docs USING gin(body)",
-    "CREATE INDEX IF NOT EXISTS lex_docs_title ON lex_docs USING gin(title)",
     "CREATE INDEX IF NOT EXISTS lex_docs_exact ON lex_docs USING gin(exact)",
     """CREATE TABLE IF NOT EXISTS lex_postings (
         field smallint NOT NULL,
@@ -56,10 +56,6 @@ SCHEMA = [
         dl integer NOT NULL,
         PRIMARY KEY (field, term, post_id))""",
     "CREATE INDEX IF NOT EXISTS lex_postings_post ON lex_postings(post_id)",
-    """CREATE TABLE IF NOT EXISTS lex_terms (
-        field smallint NOT NULL,
-        term text COLLATE "C" NOT NULL,
-        PRIMARY KEY (field, term))""",
 ]
 
 
@@ -87,7 +83,7 @@ def write(cur, posts: list, deleted_ids: list[str], analyzer) -> None:
     if drop:
         cur.execute("DELETE FROM lex_postings WHERE post_id = ANY(%s)", (drop,))
         cur.execute("DELETE FROM lex_docs WHERE post_id = ANY(%s)", (drop,))
-    docs, postings, terms = [], [], set()
+    docs, postings = [], []
     for post in posts:
         if post.deleted:
             continue
@@ -104,7 +100,6 @@ def write(cur, posts: list, deleted_ids: list[str], analyzer) -> None:
             code = FIELDS[name]
             for t, n in counts.items():
                 postings.append((code, t, post.id, n, len(toks)))
-                terms.add((code, t))
         docs.append((post.id, a.channel, a.publication or "", a.kind, a.month or None, a.ts, bool(a.has_link),
                      len(body), len(title), len(exact), _tsvector(body), _tsvector(title), _tsvector(exact)))
     if docs:
@@ -116,10 +111,6 @@ def write(cur, posts: list, deleted_ids: list[str], analyzer) -> None:
         with cur.copy("COPY lex_postings (field, term, post_id, tf, dl) FROM STDIN") as copy:
             for row in postings:
                 copy.write_row(row)
-    if terms:
-        ordered = sorted(terms)      # one order for every writer: no deadlock between two
-        cur.execute("INSERT INTO lex_terms(field, term) SELECT * FROM unnest(%s::smallint[], %s::text[]) "
-                    "ORDER BY 1, 2 ON CONFLICT DO NOTHING", ([f for f, _ in ordered], [t for _, t in ordered]))
 
 
 # -- reading ---------------------------------------------------------------------------------------
@@ -144,8 +135,13 @@ class Snapshot:
         return self.df[key]
 
     def terms_with_prefix(self, fld: str, prefix: str, limit: int) -> list[tuple[str, int]]:
-        rows = self.conn.execute("SELECT term FROM lex_terms WHERE field = %s AND term >= %s AND term < %s "
-                                 "ORDER BY term LIMIT %s", (FIELDS[fld], prefix, prefix + "\U0010ffff", limit * 2)).fetchall()
+        code, hi = FIELDS[fld], prefix + "\U0010ffff"
+        rows = self.conn.execute(
+            "WITH RECURSIVE t(term) AS ("
+            " SELECT min(term) FROM lex_postings WHERE field = %s AND term >= %s AND term < %s"
+            " UNION ALL SELECT (SELECT min(term) FROM lex_postings WHERE field = %s AND term > t.term AND term < %s)"
+            " FROM t WHERE t.term IS NOT NULL) SELECT term FROM t WHERE term IS NOT NULL LIMIT %s",
+            (code, prefix, hi, code, hi, limit)).fetchall()
         out = [(t, self.doc_freq(fld, t)) for (t,) in rows]
         return [(t, n) for t, n in out if n > 0][:limit]
 
@@ -202,8 +198,11 @@ class SqlPlan:
             return f"SELECT post_id, 1.0::float8 AS s FROM lex_docs WHERE {col} = ANY(%s)", [list(map(str, n.values))]
         if isinstance(n, ir.Phrase):
             idf = sum(ir.bm25_idf(snap.doc_freq(n.field, t), max(snap.docs, 1)) for t in n.terms)
+            # a title phrase is in the body too (the body starts with the title): found by the body's index
+            where = f"{n.field} @@ %s::tsquery" + (" AND body @@ %s::tsquery" if n.field == "title" else "")
+            q = _tsquery_phrase(n.terms)
             return (f"SELECT post_id, {self.bm25(n.field, idf, '1.0::float8', 'len_' + n.field)} AS s FROM lex_docs "
-                    f"WHERE {n.field} @@ %s::tsquery", [_tsquery_phrase(n.terms)])
+                    f"WHERE {where}", [q, q] if n.field == "title" else [q])
         if isinstance(n, ir.Range):
             conds, params = [], []
             if n.lo is not None:

@@ -1,0 +1,53 @@
+"""``python -m tgsearch.pg.catchup`` (the database URL in TGSEARCH_DB, never on the command line):
+bring a PostgreSQL database's vectors and stories up to its posts, then exit. Started detached by
+a writing command (`tgsearch ingest --db URL`) so that it returns as soon as the posts are stored
+and searchable; the advisory locks make a second one (or a serve worker doing the same) step aside.
+It ends when the work is done or the database cannot be reached."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+
+def spawn(url: str, previous=None):
+    """Start the catch-up process unless the one started before is still running; returns it."""
+    if previous is not None and previous.poll() is None:
+        return previous
+    env = {**os.environ, "TGSEARCH_DB": url}
+    return subprocess.Popen([sys.executable, "-m", "tgsearch.pg.catchup"], env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def main() -> int:
+    from ..errors import TgsearchError
+    from .backend import PgBackend
+
+    url = os.environ.get("TGSEARCH_DB", "")
+    if not url.startswith(("postgresql://", "postgres://")):
+        print("tgsearch.pg.catchup: TGSEARCH_DB must be a postgresql:// URL", file=sys.stderr)
+        return 2
+    try:
+        backend = PgBackend(url, create=False, vectors=_process_to_sync("TGSEARCH_VECTORS"),
+                            stories=_process_to_sync("TGSEARCH_STORIES"))
+        try:
+            for _ in range(100):      # until a round finds nothing (writes may go on meanwhile)
+                done = backend.catch_up(modes=("sync",))
+                if not any(done.values()):
+                    break
+        finally:
+            backend.close()
+    except TgsearchError as e:
+        print(f"tgsearch.pg.catchup: {e.message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _process_to_sync(env: str) -> str:
+    mode = (os.environ.get(env) or "process").lower()
+    return "off" if mode == "off" else "sync"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
