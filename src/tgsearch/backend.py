@@ -195,6 +195,40 @@ class BackendBase:
     def iter_posts(self, *, deleted: bool = False) -> Iterator[Post]:
         return self.store.iter_posts(deleted=deleted)
 
+    def sources(self) -> list[dict]:
+        """Each entry of the sources file (`<db>/sources.toml`, collect/sources.py) with its last
+        recorded run: {"key", "kind", "channel", "interval", "base_url", "allow_hosts", "last_run"
+        (finished, else started, ISO), "posts" (added by it), "error" ('' = none), "next_run" (ISO;
+        None = due now, never run), "cursor" (crawl sources: the store's crawl cursor; sync sources:
+        its sync cursor as {"newest": last id stored, "oldest": None, "complete", ...}; else None)}."""
+        from datetime import timedelta
+
+        from .collect import sources as sources_file
+        from .post import iso, parse_datetime
+
+        runs = self.store.source_runs()
+        out = []
+        for src in sources_file.load(self.root):
+            run = runs.get(src.key)
+            last = (run["finished_at"] or run["started_at"]) if run else None
+            next_run = None
+            if run and run["started_at"]:
+                try:
+                    next_run = iso(parse_datetime(run["started_at"]) + timedelta(seconds=src.interval))
+                except (TypeError, ValueError):
+                    next_run = None
+            cursor = self.store.get_cursor(src.channel) if src.kind == "crawl" else None
+            if src.kind == "sync":
+                sync = self.store.get_sync_cursor(src.channel)
+                cursor = None if sync is None else {"newest": sync["last_id"], "oldest": None,
+                                                    "complete": sync["complete"], "last_id": sync["last_id"]}
+            out.append({**src.to_dict(), "key": src.key, "channel": src.channel, "base_url": src.base_url,
+                        "allow_hosts": list(src.allow_hosts), "last_run": last,
+                        "posts": run["posts"] if run else 0, "error": run["error"] if run else "",
+                        "next_run": next_run,
+                        "cursor": cursor})
+        return out
+
 
 class EmbeddedBackend(BackendBase):
     """SQLite store plus the derived indexes in one data folder.
@@ -330,40 +364,6 @@ class EmbeddedBackend(BackendBase):
                 self._engine.stories = self.stories.index
         return self._engine
 
-    def sources(self) -> list[dict]:
-        """Each entry of the sources file (`<db>/sources.toml`, collect/sources.py) with its last
-        recorded run: {"key", "kind", "channel", "interval", "base_url", "allow_hosts", "last_run"
-        (finished, else started, ISO), "posts" (added by it), "error" ('' = none), "next_run" (ISO;
-        None = due now, never run), "cursor" (crawl sources: the store's crawl cursor; sync sources:
-        its sync cursor as {"newest": last id stored, "oldest": None, "complete", ...}; else None)}."""
-        from datetime import timedelta
-
-        from .collect import sources as sources_file
-        from .post import iso, parse_datetime
-
-        runs = self.store.source_runs()
-        out = []
-        for src in sources_file.load(self.root):
-            run = runs.get(src.key)
-            last = (run["finished_at"] or run["started_at"]) if run else None
-            next_run = None
-            if run and run["started_at"]:
-                try:
-                    next_run = iso(parse_datetime(run["started_at"]) + timedelta(seconds=src.interval))
-                except (TypeError, ValueError):
-                    next_run = None
-            cursor = self.store.get_cursor(src.channel) if src.kind == "crawl" else None
-            if src.kind == "sync":
-                sync = self.store.get_sync_cursor(src.channel)
-                cursor = None if sync is None else {"newest": sync["last_id"], "oldest": None,
-                                                    "complete": sync["complete"], "last_id": sync["last_id"]}
-            out.append({**src.to_dict(), "key": src.key, "channel": src.channel, "base_url": src.base_url,
-                        "allow_hosts": list(src.allow_hosts), "last_run": last,
-                        "posts": run["posts"] if run else 0, "error": run["error"] if run else "",
-                        "next_run": next_run,
-                        "cursor": cursor})
-        return out
-
     def health(self) -> dict:
         index = self.index
         return {"status": "ok", "indexed": index.count(), "hwm": index.hwm()}
@@ -434,6 +434,14 @@ class EmbeddedBackend(BackendBase):
 
 def is_url(db) -> bool:
     return isinstance(db, str) and db.startswith(("postgresql://", "postgres://"))
+
+
+def state_dir(db) -> Path:
+    """The folder for a deployment's local files (sources file, Telegram session, watch lock): the
+    data folder itself, or for a postgresql:// database TGSEARCH_STATE (default ./tgsearch-state)."""
+    if is_url(db):
+        return Path(os.environ.get("TGSEARCH_STATE") or "./tgsearch-state")
+    return Path(db if db is not None else (os.environ.get("TGSEARCH_DB") or "./tgsearch-data"))
 
 
 def open_backend(root: str | os.PathLike | None = None, *, create: bool = True, read_only: bool | None = None,

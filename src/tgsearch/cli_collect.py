@@ -111,13 +111,13 @@ def sources_add() -> None:
 
 
 def _added(db, source) -> None:
-    from pathlib import Path
-
     from .collect import sources as sources_file
 
-    source, added = sources_file.add(db, source)
+    from .backend import state_dir
+
+    source, added = sources_file.add(state_dir(db), source)
     what = "added" if added else "updated"
-    err.print(f"{what} {source.key} (every {source.interval} s) in {sources_file.path_of(Path(db))}",
+    err.print(f"{what} {source.key} (every {source.interval} s) in {sources_file.path_of(state_dir(db))}",
               highlight=False, markup=False, soft_wrap=True)
 
 
@@ -164,7 +164,9 @@ def _source_rows(db) -> list[dict]:
     from .collect import sources as sources_file
     from .store import DB_FILE
 
-    if (Path(db) / DB_FILE).exists():
+    from .backend import is_url, state_dir
+
+    if is_url(db) or (Path(db) / DB_FILE).exists():
         backend = open_backend(db, create=False)
         try:
             return backend.sources()
@@ -172,7 +174,7 @@ def _source_rows(db) -> list[dict]:
             backend.close()
     return [{**s.to_dict(), "key": s.key, "channel": s.channel, "base_url": s.base_url,
              "allow_hosts": list(s.allow_hosts), "last_run": None, "posts": 0, "error": "",
-             "next_run": None, "cursor": None} for s in sources_file.load(db)]
+             "next_run": None, "cursor": None} for s in sources_file.load(state_dir(db))]
 
 
 @sources.command("list")
@@ -210,7 +212,9 @@ def sources_remove(kind, channel, db):
     """Remove the source of KIND (crawl and sync: and CHANNEL)."""
     from .collect import sources as sources_file
 
-    removed = sources_file.remove(db, kind, channel)
+    from .backend import state_dir
+
+    removed = sources_file.remove(state_dir(db), kind, channel)
     err.print(f"removed {removed.key}", highlight=False, markup=False)
 
 

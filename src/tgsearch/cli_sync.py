@@ -34,7 +34,9 @@ def login(db):
     from .collect import telegram
 
     async def run() -> str:
-        client = telegram.client_factory(db)
+        from .backend import state_dir
+
+        client = telegram.client_factory(state_dir(db))
         try:
             await client.start(phone=lambda: click.prompt("Phone number (international format, e.g. +7...)"),
                                code_callback=lambda: click.prompt("Code Telegram sent you"),
@@ -73,7 +75,9 @@ def sync(channels, db, takeout, recheck, limit, max_flood_wait, as_json, quiet):
     from .collect import sources as sources_file
     from .collect.telegram import SyncConfig, sync_async
 
-    channels = list(channels) or [s.channel for s in sources_file.load(db) if s.kind == "sync"]
+    from .backend import state_dir
+
+    channels = list(channels) or [s.channel for s in sources_file.load(state_dir(db)) if s.kind == "sync"]
     if not channels:
         raise SyncError(f"nothing to sync: name a CHANNEL, or add one with `tgsearch sources add sync CHANNEL --db {db}`")
     config = SyncConfig(takeout=takeout, recheck=recheck, limit=limit, max_flood_wait=max_flood_wait)

@@ -144,6 +144,8 @@ class Watcher:
         if self._lock_fd is not None:
             return
         path = self.root / LOCK_FILE
+        if getattr(self.backend, "url", None):      # a database backend: its local state folder, made on first use
+            self.root.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -20,7 +20,7 @@ import os
 import threading
 from typing import Callable, Iterable
 
-from ..backend import BackendBase
+from ..backend import BackendBase, state_dir
 from ..errors import StoreError
 from ..index.vector_fill import _worker_embed, _worker_init, default_workers
 from ..ingest import FileReport, IngestReport, ingest
@@ -47,7 +47,8 @@ class PgBackend(BackendBase):
                  read_replica: str | None = None):
         self.url = url
         self.read_only = read_only
-        self.root = None
+        # local files of this deployment (sources file, Telegram session, watch lock): TGSEARCH_STATE
+        self.root = state_dir(url)
         self._analyzer = analyzer
         self.store = PgStore(url, create=create and not read_only, on_write=self._on_write)
         self.where = self.store.where
