@@ -33,10 +33,15 @@ def make_queries(store, n: int, seed: int = 7) -> list[dict]:
     """Varied queries built from random posts of the store (deterministic for a seed)."""
     rng = random.Random(seed)
     total = store.count()
-    channels = [r[0] for r in store.conn.execute("SELECT DISTINCT channel FROM posts")]
+    channels = sorted({c for c, _ in store.channel_names()})
+    if getattr(store, "url", None):          # PostgreSQL: random posts by id
+        ids = sorted(store.ids_and_versions())
+        texts = [p.text for p in store.get_many([ids[rng.randrange(len(ids))] for _ in range(n * 3)]).values()]
+    else:
+        texts = [t for (t,) in store.conn.execute("SELECT text FROM posts WHERE rowid IN (%s)" % ",".join(
+            str(rng.randint(1, total)) for _ in range(n * 3)))]
     words: list[list[str]] = []
-    for (text,) in store.conn.execute("SELECT text FROM posts WHERE rowid IN (%s)" % ",".join(
-            str(rng.randint(1, total)) for _ in range(n * 3))):
+    for text in texts:
         found = WORD.findall(text or "")
         if len(found) >= 3:
             words.append(found)
@@ -162,12 +167,28 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--corpus", type=Path, default=CORPUS, help="folder to ingest (default: the 22k corpus)")
     ap.add_argument("--db", type=Path, default=None, help="an already ingested data folder (index is rebuilt)")
     ap.add_argument("--keep", type=Path, default=None, help="ingest --corpus into this folder (kept) instead of a temporary one")
+    ap.add_argument("--pg-url", default=None, help="a PostgreSQL database already ingested (postgresql://...): "
+                    "its search latency through `tgsearch serve --db URL`")
     ap.add_argument("--queries", type=int, default=300)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(sys.argv[1:] if argv is None else argv)
     from tgsearch.store import Store
 
     with tempfile.TemporaryDirectory(prefix="tgsearch-speed-") as tmp:
+        if args.pg_url:
+            from tgsearch.pg.store import PgStore
+
+            store = PgStore(args.pg_url, create=False)
+            result = {"posts": store.count(), "backend": "postgresql"}
+            queries = make_queries(store, args.queries)
+            store.close()
+            result.update(measure_http(args.pg_url, queries))
+            print(json.dumps(result) if args.json else
+                  f"search speed (PostgreSQL): {result['posts']} posts; HTTP /api/search x{result['queries']}: "
+                  f"p50 {result['p50_ms']:.1f} ms  p95 {result['p95_ms']:.1f} ms  p99 {result['p99_ms']:.1f} ms  "
+                  f"max {result['max_ms']:.1f} ms; server RSS {result['server_rss_mb']:.0f} MB "
+                  f"(mean total {result['mean_total_hits']:.0f})")
+            return 0
         if args.db is not None:
             from tgsearch.analyze.analyzer import default_analyzer
 

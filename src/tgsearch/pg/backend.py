@@ -289,7 +289,9 @@ class PgBackend(BackendBase):
         if self.vectors_mode != "off":
             v = self.vectors.status()
             mark = int(self.store.get_meta(f"vectors_mark:{self.vectors.model}") or 0)
-            behind = self.store.count_changed(mark)
+            # written since the mark (the mark moves when a catch-up ends), at most the posts without vectors
+            behind = min(self.store.count_changed(mark), max(0, data["posts"] - v["posts_with_vectors"])) \
+                if v["posts_with_vectors"] else self.store.count_changed(mark)
             data["vectors"] = {**v, "posts": data["posts"], "behind": behind, "complete": behind == 0}
         else:
             data["vectors"] = {"model": None, "complete": False}
