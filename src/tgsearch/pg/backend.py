@@ -126,6 +126,10 @@ class PgBackend(BackendBase):
             done["stories"] = self.stories.catch_up(on_progress=on_progress, stop=stop)
         return done
 
+    def _lock_held(self, key: int) -> bool:
+        return bool(self.reader.conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                                             "AND objid = %s AND granted", (key,)).fetchone()[0])
+
     def _try_lock(self, conn, key: int) -> bool:
         return bool(conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0])
 
@@ -289,9 +293,9 @@ class PgBackend(BackendBase):
         if self.vectors_mode != "off":
             v = self.vectors.status()
             mark = int(self.store.get_meta(f"vectors_mark:{self.vectors.model}") or 0)
-            # written since the mark (the mark moves when a catch-up ends), at most the posts without vectors
-            behind = min(self.store.count_changed(mark), max(0, data["posts"] - v["posts_with_vectors"])) \
-                if v["posts_with_vectors"] else self.store.count_changed(mark)
+            behind = self.store.count_changed(mark)
+            if self._lock_held(LOCK_VECTORS):     # a catch-up is running: its mark moves at the end
+                behind = min(behind, max(0, data["posts"] - v["posts_with_vectors"]))
             data["vectors"] = {**v, "posts": data["posts"], "behind": behind, "complete": behind == 0}
         else:
             data["vectors"] = {"model": None, "complete": False}
