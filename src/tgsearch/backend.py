@@ -196,7 +196,7 @@ class BackendBase:
         return self.store.iter_posts(deleted=deleted)
 
 
-class EmbeddedBackend(BackendBase):
+class EmbeddedBackend(BackendBase, __import__("tgsearch.alerts.backend_api", fromlist=["AlertsAPI"]).AlertsAPI):
     """SQLite store plus the derived indexes in one data folder.
 
     Who does the derived work (catching the lexical index up, filling vectors):
