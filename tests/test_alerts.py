@@ -15,7 +15,6 @@ from click.testing import CliRunner
 
 from tgsearch.alerts import store as alert_store
 from tgsearch.alerts.check import run_alerts
-from tgsearch.alerts.store import AlertStore
 from tgsearch.backend import EmbeddedBackend
 from tgsearch.errors import AlertError
 
@@ -105,9 +104,9 @@ def backend(tmp_path, monkeypatch):
 
 
 def save(backend, name, query, **kw):
-    s = AlertStore(backend.root)
+    s = backend.alert_store()
     try:
-        return s.add(name, query, mark=backend.store.max_version(), **kw)
+        return s.add(name, query, mark=backend.alert_mark(), **kw)
     finally:
         s.close()
 
@@ -141,7 +140,7 @@ def test_one_story_in_four_channels_alerts_once_later_copies_never_a_new_story_o
     assert fresh[0]["story"]["id"] != story["id"]
     assert len(receiver.posts) == 2
 
-    s = AlertStore(backend.root)
+    s = backend.alert_store()
     try:
         rows = s.alerts(s.get("dam")["id"])
         assert len(rows) == 2 and {r["state"] for r in rows} == {"delivered"}
@@ -185,7 +184,7 @@ def test_a_crash_before_commit_neither_loses_nor_repeats_alerts(backend, tmp_pat
 
     with pytest.raises(RuntimeError):
         run_alerts(backend, before_commit=crash)
-    s = AlertStore(backend.root)
+    s = backend.alert_store()
     try:
         assert all(x["alerts"] == 0 for x in s.searches())
         marks = {x["name"]: x["mark"] for x in s.searches()}
@@ -230,7 +229,7 @@ def test_webhook_is_retried_with_backoff_then_delivered_and_a_dead_one_blocks_no
         for _ in range(alert_store.MAX_ATTEMPTS):
             later += 2 ** alert_store.MAX_ATTEMPTS * alert_store.BACKOFF
             run_alerts(backend, now=later)
-        s = AlertStore(backend.root)
+        s = backend.alert_store()
         try:
             dead_row = s.alerts(s.get("dead")["id"])[0]
             assert dead_row["state"] == "failed" and dead_row["attempts"] == alert_store.MAX_ATTEMPTS and dead_row["error"]
@@ -400,7 +399,7 @@ def test_watch_checks_alerts_after_a_round_that_ran_and_survives_a_failing_check
     monkeypatch.setattr(w, "due", lambda: ["source"] if batches else [])
     monkeypatch.setattr(w, "run_source", run_source)
     w.run_due()
-    s = AlertStore(backend.root)
+    s = backend.alert_store()
     try:
         assert len(s.alerts(s.get("dam")["id"])) == 1
         from tgsearch.alerts import check

@@ -230,7 +230,7 @@ class BackendBase:
         return out
 
 
-class EmbeddedBackend(BackendBase):
+class EmbeddedBackend(BackendBase, __import__("tgsearch.alerts.backend_api", fromlist=["AlertsAPI"]).AlertsAPI):
     """SQLite store plus the derived indexes in one data folder.
 
     Who does the derived work (catching the lexical index up, filling vectors):

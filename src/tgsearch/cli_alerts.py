@@ -25,16 +25,15 @@ def alerts() -> None:
 @db_option
 def alerts_add(name, query, webhook, channels, include_existing, db):
     """Save QUERY as NAME; `alerts run` then alerts on new posts matching it, once per story."""
-    from .alerts.store import AlertStore
     from .search.query import parse
 
     parse(query)    # a query that does not parse is refused now, not at every run
-    backend = open_backend(db, create=False)
+    backend = open_backend(db, create=False, read_only=False)
     try:
-        store = AlertStore(backend.root)
+        store = backend.alert_store()
         try:
             s = store.add(name, query, channels=channels, webhook=webhook,
-                          mark=0 if include_existing else backend.store.max_version())
+                          mark=0 if include_existing else backend.alert_mark())
         finally:
             store.close()
     finally:
@@ -48,16 +47,17 @@ def alerts_add(name, query, webhook, channels, include_existing, db):
 @db_option
 def alerts_list(as_json, db):
     """The saved searches, with their alert counts and last check."""
-    from .alerts.store import AlertStore
-    from .store import Store
-
-    store = Store(db, create=False)
+    backend = open_backend(db, create=False)
     try:
-        alerts_db = AlertStore(store.root)
-        rows = alerts_db.searches()
-        alerts_db.close()
+        alerts_db = backend.alert_store(create=False)      # nothing saved yet: nothing made
+        rows = []
+        if alerts_db is not None:
+            try:
+                rows = alerts_db.searches()
+            finally:
+                alerts_db.close()
     finally:
-        store.close()
+        backend.close()
     if as_json:
         out.print_json(json.dumps(rows, ensure_ascii=False))
         return
@@ -75,18 +75,19 @@ def alerts_list(as_json, db):
 @db_option
 def alerts_remove(name, db):
     """Forget a saved search and its alerts."""
-    from .alerts.store import AlertStore
-    from .store import Store
+    from .errors import NotFoundError
 
-    store = Store(db, create=False)
+    backend = open_backend(db, create=False, read_only=False)
     try:
-        alerts_db = AlertStore(store.root)
+        alerts_db = backend.alert_store(create=False)
+        if alerts_db is None:
+            raise NotFoundError(f"no saved search named {name!r} (see `tgsearch alerts list`)")
         try:
             alerts_db.remove(name)
         finally:
             alerts_db.close()
     finally:
-        store.close()
+        backend.close()
     out.print(f"removed {name}", highlight=False, markup=False)
 
 
@@ -100,7 +101,7 @@ def alerts_run(names, as_json, db):
 
     backend = open_backend(db, create=False, read_only=False)   # opening the index catches it up
     try:
-        backend.stories.wait_caught_up()   # stories first (here, or after the process placing them)
+        backend.wait_alerts_ready()   # stories first (here, or after the process placing them)
         report = run_alerts(backend, names=list(names) or None)
     finally:
         backend.close()

@@ -1,11 +1,11 @@
 """Check saved searches against the posts written since their mark; fire once per story.
 
-`run_alerts(backend)`: for each saved search, the posts written since its mark (store versions)
-that match its query (the lexical search, with its channel filter, restricted to those posts) are
-grouped by story. A story fires once, the first time any of its posts matches; later posts of an
+`run_alerts(backend)`: for each saved search, the posts written since its mark (the backend's
+`changed_since`, alerts/backend_api.py) that match its query (`matching_ids`: the lexical search,
+with its channel filter, restricted to those posts) are grouped by story (`story_placements`). A story fires once, the first time any of its posts matches; later posts of an
 alerted story do not fire again (the feed and the Alerts page list the story's current posts).
 
-Only posts both indexes have caught up with are checked: the mark never passes a post the lexical
+Only posts the indexes have caught up with are checked: the mark never passes a post the lexical
 index or the stories index has not reached yet (`waiting` in the report), so the next run checks
 it -- once it has its story, which may already have alerted. The alerts of a search and its moved
 mark are written in one transaction (AlertStore.record_check). Webhook deliveries run after every
@@ -17,10 +17,8 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 
-from ..search.types import SearchRequest
 from .store import AlertStore, now_iso
 
-CHUNK = 1000
 WEBHOOK_TIMEOUT = 10.0
 
 
@@ -48,55 +46,34 @@ def story_summary(backend, story_id: int | None, post_id: str) -> dict:
             return {"id": story_id, "title": s["title"], "first_post": s["first_post"], "size": len(posts),
                     "channels": len({p["channel"] for p in posts}), "posts": posts,
                     "link": f"/stories/{story_id}", "last_date": max(dates) if dates else None}
-    post = backend.store.get_many([post_id]).get(post_id)
-    posts = [post_summary(post)] if post is not None else []
+    posts = [post_summary(p) for p in backend.get_many([post_id])]
     return {"id": story_id, "title": posts[0]["title"] if posts else post_id, "first_post": post_id,
             "size": len(posts), "channels": len(posts), "posts": posts,
             "link": f"/stories/{story_id}" if story_id is not None else f"/posts/{post_id}",
             "last_date": posts[0]["date"] if posts else None}
 
 
-def _ready_version(backend) -> tuple[int, bool]:
-    """(the store version up to which both indexes are caught up, whether stories are on)."""
-    engine = backend.engine
-    ready = min(backend.store.max_version(), backend.index.hwm())
-    stories_on = engine.stories is not None
-    if stories_on:
-        ready = min(ready, engine.stories.hwm())
-    return ready, stories_on
-
-
 def check_search(backend, alerts: AlertStore, search: dict, *, before_commit=None) -> dict:
     """Check one saved search; returns its part of the report."""
-    engine = backend.engine
-    top = backend.store.max_version()
-    ready, stories_on = _ready_version(backend)
-    ready = min(ready, top)          # a write since `top` is the next run's
     mark = int(search["mark"])
+    new_mark, changed = backend.changed_since(mark)
     fresh, waiting = [], 0
-    for version, post in backend.store.iter_since(mark):
-        if version > top:
-            break
-        if version > ready:
+    for post, ready in changed:
+        if not ready:
             waiting += 1
         elif not post.deleted:
-            fresh.append((version, post))
+            fresh.append(post)
     report = {"name": search["name"], "query": search["query"], "new_posts": len(fresh), "matched": 0,
-              "alerts": [], "already_alerted": 0, "waiting": waiting, "mark": max(mark, ready)}
+              "alerts": [], "already_alerted": 0, "waiting": waiting, "mark": max(mark, int(new_mark))}
     matched: list = []
     if fresh:
-        req = SearchRequest(q=search["query"], channels=tuple(search["channels"]), group="none", mode="lexical")
-        plan = engine.plan(req)
-        ids = [p.id for _, p in fresh]
-        hit: set[str] = set()
-        for start in range(0, len(ids), CHUNK):
-            hit |= engine.lexical.matching(plan.compiled, ids[start:start + CHUNK], plan.searcher)
-        matched = [(v, p) for v, p in fresh if p.id in hit]
+        hit = backend.matching_ids(search["query"], tuple(search["channels"]), [p.id for p in fresh])
+        matched = [p for p in fresh if p.id in hit]
     report["matched"] = len(matched)
-    placed = engine.stories.placements([p.id for _, p in matched]) if stories_on and matched else {}
+    placed = backend.story_placements([p.id for p in matched]) if matched else {}
     done_stories, done_posts = alerts.alerted(search["id"])
     by_story: dict = {}
-    for version, post in matched:
+    for post in matched:
         place = placed.get(post.id)
         story = place["story"] if place else None
         key = story if story is not None else ("post", post.id)
@@ -155,11 +132,9 @@ def run_alerts(backend, *, names=None, now: float | None = None, before_commit=N
     {"searches": [per search: name, query, new_posts, matched, alerts (payloads), already_alerted,
     waiting, mark, error], "deliveries": [...], "notices": [...]}."""
     now = time.time() if now is None else now
-    from .store import FILE
-
-    if not names and not (backend.root / FILE).exists():     # nothing saved: no file made
+    alerts = backend.alert_store(create=bool(names))      # nothing saved: no file or table made
+    if alerts is None:
         return {"searches": [], "deliveries": [], "notices": [], "checked_at": now_iso()}
-    alerts = AlertStore(backend.root)
     try:
         searches = alerts.searches()
         if names:

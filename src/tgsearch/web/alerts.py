@@ -31,9 +31,7 @@ FEED_ENTRIES = 100
 
 
 def _alert_store(backend):
-    from ..alerts.store import AlertStore
-
-    return AlertStore(backend.root)
+    return backend.alert_store()
 
 
 def current_story(backend, alert: dict) -> dict:
@@ -112,7 +110,7 @@ def mount(app: FastAPI, ui, backend) -> None:
     ui.env.globals["alerts_form_key"] = form_key     # search.html's "Save search" form carries it
 
     def available() -> bool:
-        return getattr(backend, "root", None) is not None and getattr(backend, "store", None) is not None
+        return callable(getattr(backend, "alert_store", None))     # the backend has the AlertsAPI
 
     def page(request: Request, status: int = 200, error: str = "", form: dict | None = None) -> HTMLResponse:
         searches = []
@@ -154,7 +152,7 @@ def mount(app: FastAPI, ui, backend) -> None:
         webhook = str(form.get("webhook") or "").strip() or None
         values = {"name": name, "q": q, "channels": channels, "webhook": webhook or ""}
         if not available():
-            return page(request, 400, "alerts need a local data folder", values)
+            return page(request, 400, "this backend has no saved searches", values)
         try:
             if not NAME_RE.match(name):
                 from ..errors import AlertError
@@ -165,7 +163,7 @@ def mount(app: FastAPI, ui, backend) -> None:
             parse(q)
             store = _alert_store(backend)
             try:
-                store.add(name, q, channels=channels, webhook=webhook, mark=backend.store.max_version())
+                store.add(name, q, channels=channels, webhook=webhook, mark=backend.alert_mark())
             finally:
                 store.close()
         except TgsearchError as e:
@@ -191,7 +189,7 @@ def mount(app: FastAPI, ui, backend) -> None:
     @app.get("/feeds/alerts/{name}.xml", include_in_schema=False)
     def alerts_feed(request: Request, name: str):
         if not available():
-            return ui.error_page(request, 404, "No alerts", "Alerts need a local data folder.")
+            return ui.error_page(request, 404, "No alerts", "This backend has no saved searches.")
         store = _alert_store(backend)
         try:
             try:
