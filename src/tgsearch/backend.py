@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Protocol, runtime_checkable
 
+from .alerts.backend_api import AlertsAPI
 from .errors import StoreError
 from .ingest import FileReport, IngestReport, ingest
 from .post import Post
@@ -55,7 +56,7 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
-class BackendBase:
+class BackendBase(AlertsAPI):
     """What every backend does the same way over its `store` (Store or PgStore), its search `engine`
     (search/engine.py with that backend's lexical side and retrievers) and its story index
     (`stories.index`): reads, search, export fields, stories, trends."""
@@ -230,7 +231,7 @@ class BackendBase:
         return out
 
 
-class EmbeddedBackend(BackendBase, __import__("tgsearch.alerts.backend_api", fromlist=["AlertsAPI"]).AlertsAPI):
+class EmbeddedBackend(BackendBase):
     """SQLite store plus the derived indexes in one data folder.
 
     Who does the derived work (catching the lexical index up, filling vectors):

@@ -41,7 +41,7 @@ def _mode(env: str, given: str | None) -> str:
     return mode if mode in ("off", "sync") else "process"
 
 
-class PgBackend(BackendBase, __import__("tgsearch.alerts.backend_api", fromlist=["AlertsAPI"]).AlertsAPI):
+class PgBackend(BackendBase):
     def __init__(self, url: str, *, create: bool = True, read_only: bool = False, worker: bool = False,
                  analyzer=None, vectors: str | None = None, stories: str | None = None,
                  read_replica: str | None = None):
