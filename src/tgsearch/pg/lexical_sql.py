@@ -28,6 +28,7 @@ from ..search.query import Query, positive_terms
 FIELDS = {"body": 1, "title": 2, "exact": 3}
 MAX_TERM = 120          # as the embedded index (tantivy remove_long)
 STATS_TTL = 2.0
+WEEK_OFFSET = 4 * 86400   # weeks start on Monday (the epoch was a Thursday), as the engine's timeline
 
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS lex_docs (
@@ -122,6 +123,7 @@ class Snapshot:
     docs: int
     avg: dict[str, float]
     df: dict = field(default_factory=dict)
+    hist: dict = field(default_factory=dict)      # plan node -> {step: [(start, n)]} from facet_counts
 
     def doc_freq(self, fld: str, term: str) -> int:
         key = (fld, term)
@@ -329,34 +331,49 @@ class PgLexical:
 
     # -- counting ------------------------------------------------------------------------------
     def facet_counts(self, searcher, compiled: Compiled, sizes: dict[str, int]) -> dict:
+        """Facets, the span of dates, and the day and week histograms in one evaluation of the query
+        (kept on the snapshot for `histogram`)."""
         plan, root = self._sql(compiled)
         cols = [f for f in sizes]
-        sets = ", ".join(f"({c})" for c in cols) + ", ()"
-        sql = (f"{plan.with_clause()}SELECT {', '.join('d.' + c for c in cols)}, count(*), count(d.ts), min(d.ts), "
-               f"max(d.ts), GROUPING({', '.join('d.' + c for c in cols)}) FROM {root} r "
+        day, week = "floor(d.ts / 86400.0)::bigint", f"floor((d.ts - {WEEK_OFFSET}) / {7 * 86400}.0)::bigint"
+        keys = [f"d.{c}" for c in cols] + [day, week]
+        sets = ", ".join(f"({k})" for k in keys) + ", ()"
+        sql = (f"{plan.with_clause()}SELECT {', '.join(keys)}, count(*), count(d.ts), min(d.ts), "
+               f"max(d.ts), GROUPING({', '.join(keys)}) FROM {root} r "
                f"JOIN lex_docs d ON d.post_id = r.post_id GROUP BY GROUPING SETS ({sets})")
         out: dict = {c: [] for c in cols}
         out["span"] = (0, None, None)
-        full = (1 << len(cols)) - 1
+        hist: dict[int, list] = {86400: [], 7 * 86400: []}
+        n = len(keys)
+        full = (1 << n) - 1
         for row in compiled.snap.conn.execute(sql, plan.params).fetchall():
             grouping = row[-1]
             if grouping == full:
-                out["span"] = (int(row[len(cols) + 1]), row[len(cols) + 2], row[len(cols) + 3])
+                out["span"] = (int(row[n + 1]), row[n + 2], row[n + 3])
                 continue
-            for i, c in enumerate(cols):
-                if not grouping & (1 << (len(cols) - 1 - i)):
-                    if row[i] is not None:
-                        out[c].append((row[i], int(row[len(cols)])))
+            for i in range(n):
+                if not grouping & (1 << (n - 1 - i)) and row[i] is not None:
+                    if i < len(cols):
+                        out[cols[i]].append((row[i], int(row[n])))
+                    elif i == len(cols):
+                        hist[86400].append((int(row[i]) * 86400, int(row[n])))
+                    else:
+                        hist[7 * 86400].append((int(row[i]) * 7 * 86400 + WEEK_OFFSET, int(row[n])))
         for c in cols:
             out[c] = sorted(out[c], key=lambda kv: (-kv[1], kv[0]))[:sizes[c]]
+        compiled.snap.hist[compiled.node] = {step: sorted(v) for step, v in hist.items()}
         return out
 
     def histogram(self, searcher, compiled: Compiled, step: int, offset: int, min_count: int = 0) -> list[tuple[int, int]]:
-        plan, root = self._sql(compiled)
-        sql = (f"{plan.with_clause()}SELECT floor((d.ts - %s)::float8 / %s)::bigint * %s + %s AS k, count(*) FROM {root} r "
-               f"JOIN lex_docs d ON d.post_id = r.post_id WHERE d.ts IS NOT NULL GROUP BY k ORDER BY k")
-        rows = compiled.snap.conn.execute(sql, plan.params + [offset, step, step, offset]).fetchall()
-        got = [(int(k), int(n)) for k, n in rows]
+        cached = compiled.snap.hist.get(compiled.node, {}).get(step)
+        if cached is not None and offset == (WEEK_OFFSET if step == 7 * 86400 else 0):
+            got = cached
+        else:
+            plan, root = self._sql(compiled)
+            sql = (f"{plan.with_clause()}SELECT floor((d.ts - %s)::float8 / %s)::bigint * %s + %s AS k, count(*) "
+                   f"FROM {root} r JOIN lex_docs d ON d.post_id = r.post_id WHERE d.ts IS NOT NULL GROUP BY k ORDER BY k")
+            rows = compiled.snap.conn.execute(sql, plan.params + [offset, step, step, offset]).fetchall()
+            got = [(int(k), int(n)) for k, n in rows]
         if min_count > 0 or not got:
             return [(k, n) for k, n in got if n >= min_count]
         filled, by = [], dict(got)
