@@ -1,4 +1,4 @@
-"""`tgsearch postgres start|stop|status`: a local PostgreSQL server (registered on `cli.main`)."""
+"""`tgsearch postgres start|replica|stop|status`: a local PostgreSQL server (registered on `cli.main`)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,21 @@ def pg_start(dir_, port):
     from .pg import start
 
     result = start(dir_, port=port)
+    click.echo(result.url)
+
+
+@postgres.command("replica")
+@dir_option
+@click.option("--primary-dir", "primary_dir", required=True, type=click.Path(file_okay=False, exists=True),
+              help="Folder of the running primary (the --dir given to `tgsearch postgres start`).")
+@click.option("--port", default=None, type=click.IntRange(1, 65535),
+              help="TCP port on 127.0.0.1 (default: a free one chosen at the first start, then kept).")
+def pg_replica(dir_, primary_dir, port):
+    """Start a streaming read-only replica of the primary in --primary-dir (copied with pg_basebackup on first
+    use) and print its URL (for `serve --read-replica`); on a running replica print the URL again."""
+    from .pg.server import start_replica
+
+    result = start_replica(dir_, primary_dir, port=port)
     click.echo(result.url)
 
 

