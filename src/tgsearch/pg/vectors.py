@@ -179,6 +179,8 @@ class PgVectorStore:
         from psycopg import sql
 
         conn = self._conns.get()
+        if conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
+            return self._open_standby(conn)
         try:
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
@@ -212,6 +214,25 @@ class PgVectorStore:
         except psycopg.Error as e:
             raise _pg_error(f"cannot open the vectors of {self.model}", e) from e
         # the extension exists now: register its types on this connection
+        self.conn()
+        self.ext_version = self._scalar("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+
+    def _open_standby(self, conn) -> None:
+        """On a read replica: read what the primary recorded, create nothing."""
+        import psycopg
+
+        try:
+            row = conn.execute("SELECT dim, vec_type, table_name FROM vector_models WHERE model = %s",
+                               (self.model,)).fetchone()
+        except psycopg.Error as e:
+            raise _pg_error(f"cannot open the vectors of {self.model} on the replica (none made on the primary?)", e) from e
+        if row is None:
+            raise IndexMismatchError(f"no {self.model} vectors on this replica: make them on the primary first")
+        dim, vec_type, table = row
+        if int(dim) != self.dim:
+            raise IndexMismatchError(f"vector index {table}: built by {self.model} with {dim} dims, but the embedder "
+                                     f"gives {self.dim}")
+        self.vec_type, self.table = vec_type, table
         self.conn()
         self.ext_version = self._scalar("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
 
