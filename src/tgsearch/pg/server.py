@@ -237,7 +237,8 @@ def _initdb(dir: Path, data: Path, log: Path) -> str:
     # 127.0.0.1 only, no Unix socket, password (scram) logins only
     with open(data / "postgresql.conf", "a") as f:
         f.write("\n# tgsearch postgres start\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = ''\n"
-                "password_encryption = 'scram-sha-256'\n")
+                "password_encryption = 'scram-sha-256'\n"
+                "max_connections = 300   # several serve processes, each with a connection per worker thread\n")
     (data / "pg_hba.conf").write_text(HBA)
     return password
 

@@ -99,7 +99,18 @@ class PgStore(PgCollectState):
             conn = self._connect()
             self._local.conn = conn
             with self._all_lock:
-                self._all.append(conn)
+                # a server's worker threads come and go: close the connections of threads that ended
+                alive = []
+                for thread, c in self._all:
+                    if thread.is_alive():
+                        alive.append((thread, c))
+                    else:
+                        try:
+                            c.close()
+                        except Exception:  # noqa: BLE001 - best effort
+                            pass
+                alive.append((threading.current_thread(), conn))
+                self._all = alive
         return conn
 
     @property
@@ -120,7 +131,7 @@ class PgStore(PgCollectState):
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             with self._all_lock:
-                self._all = [c for c in self._all if c is not conn]
+                self._all = [(t, c) for t, c in self._all if c is not conn]
             try:
                 conn.close()
             except Exception:  # noqa: BLE001 - best effort
@@ -130,7 +141,7 @@ class PgStore(PgCollectState):
     def close(self) -> None:
         """Close every connection this store opened (in any thread)."""
         with self._all_lock:
-            conns, self._all = self._all, []
+            conns, self._all = [c for _, c in self._all], []
         for conn in conns:
             try:
                 conn.close()
