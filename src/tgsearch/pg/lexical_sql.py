@@ -123,18 +123,46 @@ class Snapshot:
     docs: int
     avg: dict[str, float]
     df: dict = field(default_factory=dict)
+    shared: "DfCache | None" = None                # across searches: terms known to exist
     hist: dict = field(default_factory=dict)      # plan node -> {step: [(start, n)]} from facet_counts
 
     def doc_freq(self, fld: str, term: str) -> int:
         key = (fld, term)
         if key not in self.df:
-            if fld in FIELDS:
-                row = self.conn.execute("SELECT count(*) FROM lex_postings WHERE field = %s AND term = %s",
-                                        (FIELDS[fld], term)).fetchone()
+            known = self.shared.get(key) if self.shared is not None else None
+            if known is not None:
+                self.df[key] = known
             else:
-                row = (0,)
-            self.df[key] = int(row[0])
+                if fld in FIELDS:
+                    row = self.conn.execute("SELECT count(*) FROM lex_postings WHERE field = %s AND term = %s",
+                                            (FIELDS[fld], term)).fetchone()
+                else:
+                    row = (0,)
+                self.df[key] = int(row[0])
+                if self.shared is not None:
+                    self.shared.put(key, self.df[key])
         return self.df[key]
+
+    def prefetch(self, keys) -> None:
+        """Document frequencies of many (field, term) pairs in one query (those a compile will ask)."""
+        want = [k for k in dict.fromkeys(keys) if k not in self.df and k[0] in FIELDS]
+        if self.shared is not None:
+            for k in list(want):
+                known = self.shared.get(k)
+                if known is not None:
+                    self.df[k] = known
+                    want.remove(k)
+        if not want:
+            return
+        found = {(f, t): int(n) for f, t, n in self.conn.execute(
+            "SELECT p.field, p.term, count(*) FROM lex_postings p JOIN unnest(%s::smallint[], %s::text[]) AS q(f, t) "
+            "ON p.field = q.f AND p.term = q.t GROUP BY p.field, p.term",
+            ([FIELDS[f] for f, _ in want], [t for _, t in want])).fetchall()}
+        for fld, term in want:
+            n = found.get((FIELDS[fld], term), 0)
+            self.df[(fld, term)] = n
+            if self.shared is not None:
+                self.shared.put((fld, term), n)
 
     def terms_with_prefix(self, fld: str, prefix: str, limit: int) -> list[tuple[str, int]]:
         code, hi = FIELDS[fld], prefix + "\U0010ffff"
@@ -146,6 +174,33 @@ class Snapshot:
             (code, prefix, hi, code, hi, limit)).fetchall()
         out = [(t, self.doc_freq(fld, t)) for (t,) in rows]
         return [(t, n) for t, n in out if n > 0][:limit]
+
+
+class DfCache:
+    """Document frequencies of terms that exist, shared by a process's searches for DF_TTL seconds.
+    Only counts above zero are kept: whether a term exists decides which word forms a query looks
+    for, and a term that appears must be found at once (an alert check runs right after a write);
+    a slightly old count only moves a score a little."""
+
+    def __init__(self, ttl: float = 60.0, size: int = 200_000):
+        self.ttl, self.size = ttl, size
+        self._d: dict = {}
+        self._lock = threading.Lock()
+
+    def get(self, key):
+        with self._lock:
+            hit = self._d.get(key)
+        if hit is None or time.monotonic() - hit[1] > self.ttl:
+            return None
+        return hit[0]
+
+    def put(self, key, value: int) -> None:
+        if value <= 0:
+            return
+        with self._lock:
+            if len(self._d) >= self.size:
+                self._d.clear()
+            self._d[key] = (value, time.monotonic())
 
 
 @dataclass(frozen=True)
@@ -267,6 +322,7 @@ class PgLexical:
         self._hwm = hwm or (lambda: 0)
         self._stats: tuple[float, int, dict] | None = None
         self._lock = threading.Lock()
+        self.df_cache = DfCache()
 
     def hwm(self) -> int:
         """The lexical rows are written with the posts: always up to the store."""
@@ -285,12 +341,49 @@ class PgLexical:
 
     def searcher(self) -> Snapshot:
         docs, avg = self._collection()
-        return Snapshot(self.conn(), docs, avg)
+        return Snapshot(self.conn(), docs, avg, shared=self.df_cache)
 
     def compile(self, query: Query, filters: Filters, searcher: Snapshot | None = None) -> tuple[Compiled, Highlight]:
         snap = searcher or self.searcher()
+        snap.prefetch(self._likely_terms(query))
         compiler = Compiler(self.analyzer, snap, self.resolve, self.weights)
         return Compiled(compiler.compile(query, filters), snap), compiler.highlight
+
+    def _likely_terms(self, query: Query) -> list[tuple[str, str]]:
+        """The (field, term) pairs the compiler will ask the frequency of (search/lexical.py `word`,
+        `phrase`), so that one query fetches them all."""
+        from ..search.query import Not, Or, Phrase, Seq, Word
+
+        out: list[tuple[str, str]] = []
+        an = self.analyzer
+
+        def visit(node) -> None:
+            if isinstance(node, (Seq, Or)):
+                for c in node.children:
+                    visit(c)
+            elif isinstance(node, Not):
+                visit(node.child)
+            elif isinstance(node, Word) and not node.prefix:
+                toks = an.tokens(node.text)
+                if not toks:
+                    return
+                norm = toks[0].norm
+                out.append(("exact", norm))
+                if node.exact:
+                    return
+                lemmas = list(dict.fromkeys(an.query_lemmas(node.text) or [an.lemma(norm)]))
+                for lem in lemmas:
+                    out.extend((("body", lem), ("title", lem)))
+                out.extend((("body", "#" + norm), ("body", "#" + lemmas[0])))
+            elif isinstance(node, Phrase) and not node.exact:
+                for lem in an.index_terms(node.text):
+                    out.extend((("body", lem), ("title", lem)))
+
+        try:
+            visit(query.root)
+        except Exception:  # noqa: BLE001 - a guess only: the compiler asks what it needs anyway
+            return []
+        return out
 
     def _sql(self, compiled: Compiled) -> tuple[SqlPlan, str]:
         plan = SqlPlan(compiled.snap)
