@@ -367,11 +367,8 @@ class StoryIndex:
             return out
         counts: dict[tuple[str, str], set] = {}
         names: dict[tuple[str, str], dict[str, int]] = {}
-        for start in range(0, len(ids), 900):
-            chunk = ids[start:start + 900]
-            marks = ",".join("?" * len(chunk))
-            for pid, t, name, key in self.conn.execute(
-                    f"SELECT post_id, type, name, key FROM entities WHERE post_id IN ({marks})", chunk):
+        for pid, ents in self._post_entities(list(ids)).items():
+            for t, name, key in ents:
                 counts.setdefault((t, key), set()).add(pid)
                 forms = names.setdefault((t, key), {})
                 forms[name] = forms.get(name, 0) + 1

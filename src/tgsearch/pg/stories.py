@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 import uuid
 
 from ..index.stories import StoryIndex
 
 LOCK = 7_301_002
+HWM_TTL = 1.0
 SCHEMA = [
     "CREATE TABLE IF NOT EXISTS state(key text PRIMARY KEY, value text NOT NULL)",
     """CREATE TABLE IF NOT EXISTS post_story(post_id text PRIMARY KEY, story bigint NOT NULL, copy_of text,
@@ -88,6 +90,8 @@ class PgStoryIndex(StoryIndex):
         self._write_lock = threading.Lock()
         self._local = threading.local()
         self.token = uuid.uuid4().hex       # who wrote the tables last: this process's state is current
+        self._exist = None
+        self._hwm: tuple[float, int] | None = None
         self._until = None
         if not read_only:
             conn = store.conn
@@ -101,12 +105,30 @@ class PgStoryIndex(StoryIndex):
     @property
     def conn(self):
         conn = self.store.conn
-        if self.read_only and not conn.execute("SELECT to_regclass('post_story') IS NOT NULL").fetchone()[0]:
+        if self.read_only and not self._tables_exist(conn):
             return None
         wrapped = getattr(self._local, "wrapped", None)
         if wrapped is None or wrapped.conn is not conn:
             wrapped = self._local.wrapped = _Conn(conn)
         return wrapped
+
+    def _tables_exist(self, conn) -> bool:
+        """(read-only) Whether the tables are there: once seen, for good; else asked again after a second."""
+        now = time.monotonic()
+        if self._exist is True or (self._exist is not None and now - self._exist < 1.0):
+            return self._exist is True
+        found = bool(conn.execute("SELECT to_regclass('post_story') IS NOT NULL").fetchone()[0])
+        self._exist = True if found else now
+        return found
+
+    def hwm(self) -> int:
+        """Read at most every HWM_TTL seconds by a process that does not write (searches ask on every call)."""
+        if not self.read_only and self._write_lock.locked():
+            return super().hwm()
+        now = time.monotonic()
+        if self._hwm is None or now - self._hwm[0] > HWM_TTL:
+            self._hwm = (now, super().hwm())
+        return self._hwm[1]
 
     def close(self) -> None:
         pass    # the store's connections
@@ -143,6 +165,25 @@ class PgStoryIndex(StoryIndex):
             return super().catch_up(store, on_progress=on_progress, stop=stop)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK,))
+
+    # -- reads in one query each (the embedded index reads in chunks of SQLite parameters) ------
+    def placements(self, ids: list[str]) -> dict[str, dict]:
+        if self.conn is None or not ids:
+            return {}
+        rows = self.store.conn.execute(
+            "SELECT p.post_id, p.story, p.copy_of, s.size, s.channels FROM post_story p JOIN stories s ON s.id = p.story "
+            "WHERE p.post_id = ANY(%s)", (list(ids),)).fetchall()
+        return {pid: {"story": story, "copy_of": copy_of, "story_size": size, "story_channels": channels}
+                for pid, story, copy_of, size, channels in rows}
+
+    def _post_entities(self, ids: list[str]) -> dict[str, list[tuple[str, str, str]]]:
+        out: dict[str, list] = {}
+        if not ids:
+            return out
+        for pid, t, name, key in self.store.conn.execute(
+                "SELECT post_id, type, name, key FROM entities WHERE post_id = ANY(%s) ORDER BY seq", (list(ids),)):
+            out.setdefault(pid, []).append((t, name, key))
+        return out
 
     def status(self, store) -> dict:
         out = super().status(store)

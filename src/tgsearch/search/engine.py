@@ -55,6 +55,7 @@ class _Plan:
     highlight: Highlight
     names: list[str]
     spans: dict = field(default_factory=dict)       # semantic hits: the passage closest to the query
+    full: list | None = None                        # the whole ranked result set, when a step needed it
     counted: object = None                          # what facets count (the compiled query + extras)
 
     def __post_init__(self):
@@ -143,6 +144,7 @@ class Engine:
         hit = self._groups.get(key)
         if hit is None:
             full, total_posts = self.ranked(plan, 0, None)
+            plan.full = full
             hit = (group(full, self.stories.placements([pid for pid, _, _ in full])), total_posts)
             self._groups.put(key, hit)
         return hit
@@ -328,7 +330,7 @@ class Engine:
         """person / org / place facets over the first ENTITY_FACET_POSTS results in the result
         order (all of them when fewer match): reading every match's entities grows with the number of
         matches, too slow for a page on a broad query."""
-        page, _ = self.ranked(plan, 0, ENTITY_FACET_POSTS)
+        page = plan.full[:ENTITY_FACET_POSTS] if plan.full is not None else self.ranked(plan, 0, ENTITY_FACET_POSTS)[0]
         return self.stories.entity_facets([pid for pid, _, _ in page], FACET_SIZE)
 
     def channel_titles(self) -> dict[str, str]:
