@@ -7,19 +7,11 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("TGSEARCH_SHARED", REPO.parent / "shared"))
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+from testdata import FIXTURES, REPO, SHARED, shared_path  # noqa: F401 - also imported by tests from here
+
 # No background vector filler processes from tests unless a test asks for one (tests/test_fusion.py).
 os.environ.setdefault("TGSEARCH_VECTORS", "off")
 os.environ.setdefault("TGSEARCH_STORIES", "off")   # tests that want stories ask for them
-
-
-def shared_path(*parts: str) -> Path:
-    path = SHARED.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"shared data not available: {path} (tests read ../shared beside the checkout)")
-    return path
 
 
 @pytest.fixture

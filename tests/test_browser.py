@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
-from conftest import shared_path
+from testdata import shared_path
 from tgsearch.backend import EmbeddedBackend
 
 pytestmark = pytest.mark.browser

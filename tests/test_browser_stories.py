@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from conftest import shared_path
+from testdata import shared_path
 from test_browser import SHOTS, Server, browser, page, shoot  # noqa: F401 - fixtures
 from tgsearch.backend import EmbeddedBackend
 

@@ -200,7 +200,7 @@ def test_a_write_waits_for_another_writer_to_finish(tmp_path):
 
 @pytest.mark.slow
 def test_22k_corpus_indexes_completely_and_finds_forms(tmp_path):
-    from conftest import shared_path
+    from testdata import shared_path
     from tgsearch.backend import EmbeddedBackend
     from tgsearch.sources import walk
 

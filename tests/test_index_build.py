@@ -241,7 +241,7 @@ def test_title_and_rest_analyzed_apart_give_the_whole_texts_terms(title, text):
 def test_title_and_rest_apart_match_the_whole_text_on_the_22k_corpus():
     import sqlite3
 
-    from conftest import shared_path
+    from testdata import shared_path
     from tgsearch.sources import walk
     from tgsearch.ingest import ingest
     from tgsearch.store import Store

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import shared_path
+from testdata import shared_path
 from tgsearch.backend import EmbeddedBackend
 from tgsearch.post import Post
 

@@ -198,7 +198,7 @@ def test_stop_words_do_not_count(backend):
 
 
 def test_seeds_corpus_names_and_forms(tmp_path):
-    from conftest import shared_path
+    from testdata import shared_path
     from tgsearch.backend import EmbeddedBackend
     from tgsearch.sources import walk
 

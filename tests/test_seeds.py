@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from conftest import shared_path
+from testdata import shared_path
 from tgsearch.ingest import ingest
 from tgsearch.store import Store
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURES
+from testdata import FIXTURES
 from tgsearch.errors import InputError
 from tgsearch.ingest import ingest
 from tgsearch.sources import ReadContext, detect, tg_html

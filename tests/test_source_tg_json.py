@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURES, shared_path
+from testdata import FIXTURES, shared_path
 from tgsearch.errors import InputError
 from tgsearch.ingest import ingest
 from tgsearch.sources import ReadContext, detect, tg_json

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import shared_path
+from testdata import shared_path
 from tgsearch.errors import InputError
 from tgsearch.ingest import ingest
 from tgsearch.sources import ReadContext, detect, tme_preview

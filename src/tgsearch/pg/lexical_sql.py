@@ -209,19 +209,25 @@ class Compiled:
     snap: Snapshot
 
 
+LEAVES = (ir.Term, ir.TermSet, ir.Phrase, ir.Range, ir.All)
+
+
 class SqlPlan:
     """One plan tree as SQL: CTEs n0, n1, ... each (post_id, s); `root` names the plan's own."""
 
-    def __init__(self, snap: Snapshot):
+    def __init__(self, snap: Snapshot, only: list[str] | None = None):
         self.snap = snap
         self.ctes: list[str] = []
         self.params: list = []
         self.names: dict = {}
+        self.only = only        # evaluate for these posts only (every leaf restricted: AND/OR/NOT still exact)
 
     def add(self, node) -> str:
         if node in self.names:
             return self.names[node]
         sql, params = self.node(node)
+        if self.only is not None and isinstance(node, LEAVES):
+            sql, params = f"SELECT * FROM ({sql}) l WHERE l.post_id = ANY(%s)", params + [self.only]
         name = f"n{len(self.ctes)}"
         self.ctes.append(f"{name} AS ({sql})")
         self.params.extend(params)
@@ -393,15 +399,19 @@ class PgLexical:
         plan, root = self._sql(compiled)
         return int(compiled.snap.conn.execute(f"{plan.with_clause()}SELECT count(*) FROM {root}", plan.params).fetchone()[0])
 
+    def ids_query(self, ids: list[str], compiled: Compiled) -> Compiled:
+        """These posts (a result set already computed), for counting facets over them."""
+        return Compiled(ir.TermSet("id", tuple(ids)), compiled.snap)
+
     def or_ids(self, compiled: Compiled, ids: list[str]) -> Compiled:
         return Compiled(ir.Bool(should=(compiled.node, ir.TermSet("id", tuple(ids)))), compiled.snap)
 
     def matching(self, compiled: Compiled, ids: list[str], searcher=None) -> set[str]:
         if not ids:
             return set()
-        plan, root = self._sql(compiled)
-        rows = compiled.snap.conn.execute(f"{plan.with_clause()}SELECT post_id FROM {root} WHERE post_id = ANY(%s)",
-                                          plan.params + [list(ids)]).fetchall()
+        plan = SqlPlan(compiled.snap, only=list(ids))
+        root = plan.add(compiled.node)
+        rows = compiled.snap.conn.execute(f"{plan.with_clause()}SELECT post_id FROM {root}", plan.params).fetchall()
         return {r[0] for r in rows}
 
     def retrieve(self, query: Query, filters: Filters, *, limit: int, offset: int = 0, sort: str = "relevance",

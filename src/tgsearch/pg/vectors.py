@@ -179,7 +179,9 @@ class PgVectorStore:
         from psycopg import sql
 
         conn = self._conns.get()
-        if conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
+        with conn.transaction():     # (a caller's connection may not be autocommit: leave no transaction open)
+            standby = conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]
+        if standby:
             return self._open_standby(conn)
         try:
             with conn.transaction():

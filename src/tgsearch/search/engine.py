@@ -56,6 +56,7 @@ class _Plan:
     names: list[str]
     spans: dict = field(default_factory=dict)       # semantic hits: the passage closest to the query
     full: list | None = None                        # the whole ranked result set, when a step needed it
+    hybrid_base: tuple | None = None                # hybrid: the retrievers' candidates, fused once
     counted: object = None                          # what facets count (the compiled query + extras)
 
     def __post_init__(self):
@@ -129,7 +130,11 @@ class Engine:
                               limit=limit, offset=offset, notice="; ".join(plan.query.notices),
                               group="story" if grouped else "none", total_posts=total_posts)
         if req.facets:
-            result.facets, result.timeline, result.interval = self.facets(plan.searcher, plan.counted, req.interval)
+            counted = plan.counted
+            if plan.full is not None and hasattr(self.lexical, "ids_query"):
+                # the whole result set is at hand: count over its ids (cheaper than running the query again)
+                counted = self.lexical.ids_query([pid for pid, _, _ in plan.full], plan.compiled)
+            result.facets, result.timeline, result.interval = self.facets(plan.searcher, counted, req.interval)
             if self.stories is not None and self.stories.hwm() > 0:
                 result.facets.update(self.entity_facets(plan))
         result.took_ms = (time.perf_counter() - started) * 1000
@@ -210,23 +215,27 @@ class Engine:
         the head's posts that match no word ("extras"); relevance order is the fused order over the
         top FUSION_DEPTH lexical hits and the head, then the remaining lexical hits in BM25 order."""
         sort = plan.req.sort
-        lexical = self.lexical.retrieve(plan.query, plan.filters, limit=FUSION_DEPTH, sort="relevance",
-                                        compiled=plan.compiled, searcher=plan.searcher)
-        lists = [lexical]
-        for name in plan.names:
-            if name != "lexical":
-                cands = self.retrievers[name].retrieve(plan.query, plan.filters, limit=FUSION_DEPTH, sort="relevance")
-                plan.spans.update(getattr(cands, "passages", None) or {})
-                lists.append(cands)
-        head = list(dict.fromkeys(pid for c in lists[1:] for pid in c.ids[:SEMANTIC_HEAD]))
-        in_lexical = set(lexical.ids)
-        matching = in_lexical.intersection(head) | \
-            self.lexical.matching(plan.compiled, [p for p in head if p not in in_lexical], plan.searcher)
-        extras = [pid for pid in head if pid not in matching]
+        if plan.hybrid_base is None:      # the retrievers' answers, once per plan (a page, then facets)
+            lexical = self.lexical.retrieve(plan.query, plan.filters, limit=FUSION_DEPTH, sort="relevance",
+                                            compiled=plan.compiled, searcher=plan.searcher)
+            lists = [lexical]
+            for name in plan.names:
+                if name != "lexical":
+                    cands = self.retrievers[name].retrieve(plan.query, plan.filters, limit=FUSION_DEPTH,
+                                                           sort="relevance")
+                    plan.spans.update(getattr(cands, "passages", None) or {})
+                    lists.append(cands)
+            head = list(dict.fromkeys(pid for c in lists[1:] for pid in c.ids[:SEMANTIC_HEAD]))
+            in_lexical = set(lexical.ids)
+            matching = in_lexical.intersection(head) | \
+                self.lexical.matching(plan.compiled, [p for p in head if p not in in_lexical], plan.searcher)
+            extras = [pid for pid in head if pid not in matching]
+            if extras:
+                # facets and the timeline count the same posts as the total
+                plan.counted = self.lexical.or_ids(plan.compiled, extras)
+            plan.hybrid_base = (lexical, lists, head, in_lexical, matching, extras)
+        lexical, lists, head, in_lexical, matching, extras = plan.hybrid_base
         total = lexical.total + len(extras)
-        if extras:
-            # facets and the timeline count the same posts as the total
-            plan.counted = self.lexical.or_ids(plan.compiled, extras)
         if stop is None:
             stop = total
         if sort in ("date", "date_asc"):
