@@ -103,6 +103,9 @@ def child_corpus(kind: str, db: str, ingest: bool) -> dict:
         backend.close()
     backend = _open(kind, db, vectors="off" if kind == "embedded" else "sync")   # search only: nothing is written
     client = client_for(backend)
+    # Quality and the first latency figure without story grouping (one hit per post, as the quality
+    # sets were judged and as a folder without stories answers); the API's default call after.
+    stories, backend.engine.stories = backend.engine.stories, None
     summary, _ = evaluate(backend, load_dev())
     out["dev_lexical"] = summary
     for name in ("en.jsonl", "paraphrase.jsonl"):
@@ -123,6 +126,16 @@ def child_corpus(kind: str, db: str, ingest: bool) -> dict:
     ids_top = {}
     for item in load_dev():
         ids_top[item["q"]] = api_search(client, item["q"], "hybrid")[0]
+    backend.engine.stories = stories
+    out["stories"] = stories is not None and stories.hwm() > 0
+    times = []
+    forget_query_vectors(client)
+    for q in texts:                       # the API's defaults: hybrid, one hit per story, 10 hits, no facets
+        started = time.perf_counter()
+        r = client.get("/api/search", params={"q": q})
+        times.append((time.perf_counter() - started) * 1000)
+    out["api_default_latency"] = {"queries": len(times), "p50_ms": _pct(times, 50), "p95_ms": _pct(times, 95),
+                                  "max_ms": max(times)}
     out["dev_hybrid_top10"] = ids_top
     out["posts"] = backend.stats()["posts"]
     out["rss_mb"] = _rss_mb()
@@ -235,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
                             + "  ".join(f"{n[:-6]} R@10 lex {r[n]['lexical']['recall@10']:.3f} hyb {r[n]['hybrid']['recall@10']:.3f}"
                                         for n in ("en.jsonl", "paraphrase.jsonl"))
                             + f"  hybrid+facets p50/p95 {lat['p50_ms']:.0f}/{lat['p95_ms']:.0f} ms  RSS {r['rss_mb']:.0f} MB")
+                    d = r["api_default_latency"]
+                    line += f"  API defaults{' (stories)' if r['stories'] else ''} p50/p95 {d['p50_ms']:.0f}/{d['p95_ms']:.0f} ms"
                     if "searchable_s" in r:
                         line += (f"  ingest: searchable {r['searchable_s']:.0f} s ({r['ingest_posts'] / r['searchable_s']:.0f} posts/s), "
                                  f"vectors {r['vectors_complete_s']:.0f} s")

@@ -193,6 +193,12 @@ class PgBackend(BackendBase):
                 pool.terminate()
             conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_VECTORS,))
 
+    def vacuum(self) -> None:
+        """VACUUM ANALYZE the search tables (index-only scans of the postings need the visibility map;
+        autovacuum does the same later)."""
+        for table in ("lex_postings", "lex_docs", "posts"):
+            self.store.conn.execute(f"VACUUM (ANALYZE) {table}")
+
     def mark_deleted(self, ids: Iterable[str]) -> int:
         self._writable()
         n = self.store.mark_deleted(ids)

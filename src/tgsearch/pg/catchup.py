@@ -32,10 +32,14 @@ def main() -> int:
         backend = PgBackend(url, create=False, vectors=_process_to_sync("TGSEARCH_VECTORS"),
                             stories=_process_to_sync("TGSEARCH_STORIES"))
         try:
+            total = 0
             for _ in range(100):      # until a round finds nothing (writes may go on meanwhile)
                 done = backend.catch_up(modes=("sync",))
+                total += sum(v or 0 for v in done.values())
                 if not any(done.values()):
                     break
+            if total >= 1000:         # after a big load: visibility map and statistics for the searches
+                backend.vacuum()
         finally:
             backend.close()
     except TgsearchError as e:

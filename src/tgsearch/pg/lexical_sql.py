@@ -55,7 +55,7 @@ SCHEMA = [
         post_id text NOT NULL,
         tf integer NOT NULL,
         dl integer NOT NULL,
-        PRIMARY KEY (field, term, post_id))""",
+        PRIMARY KEY (field, term, post_id) INCLUDE (tf, dl))""",      # BM25 reads the index only
     "CREATE INDEX IF NOT EXISTS lex_postings_post ON lex_postings(post_id)",
 ]
 
@@ -212,6 +212,42 @@ class Compiled:
 LEAVES = (ir.Term, ir.TermSet, ir.Phrase, ir.Range, ir.All)
 
 
+def flatten(n, factor: float = 1.0) -> list | None:
+    """A scoring tree that is a sum of weighted bests of single terms — what plain words compile to
+    (search/lexical.py `word`: the best of a word's lemmas in the body, plus the title, plus the exact
+    form, plus a constant when it matches) — as slots [("bm25", 0, ((field, term, weight), ...)) |
+    ("const", value, leaves)]: the tree's score is the sum over slots of the slot's best weighted BM25
+    of its terms (or its constant when any of its terms is in the post), and a post matches when any
+    term is in it. None when the tree has another shape (phrases, required or excluded parts, filters):
+    then each node is its own SQL."""
+    if isinstance(n, ir.Term):
+        return [("bm25", 0.0, ((n.field, str(n.value), factor),))] if n.field in FIELDS else None
+    if isinstance(n, ir.Boost):
+        return flatten(n.child, factor * float(n.factor))
+    if isinstance(n, ir.DisMax):
+        leaves = []
+        for c in n.children:
+            sub = flatten(c, factor)
+            if sub is None or len(sub) != 1 or sub[0][0] != "bm25":
+                return None
+            leaves.extend(sub[0][2])
+        return [("bm25", 0.0, tuple(leaves))]
+    if isinstance(n, ir.Const):
+        sub = flatten(n.child, 1.0)
+        if sub is None:
+            return None
+        return [("const", float(n.score) * factor, tuple(leaf for slot in sub for leaf in slot[2]))]
+    if isinstance(n, ir.Bool) and not n.must and not n.must_not and n.should:
+        out = []
+        for c in n.should:
+            sub = flatten(c, factor)
+            if sub is None:
+                return None
+            out.extend(sub)
+        return out
+    return None
+
+
 class SqlPlan:
     """One plan tree as SQL: CTEs n0, n1, ... each (post_id, s); `root` names the plan's own."""
 
@@ -244,6 +280,9 @@ class SqlPlan:
 
     def node(self, n) -> tuple[str, list]:
         snap = self.snap
+        slots = flatten(n) if not isinstance(n, ir.Term) else None
+        if slots:
+            return self.flat(slots)
         if isinstance(n, ir.Term):
             if n.field in FIELDS:
                 idf = ir.bm25_idf(snap.doc_freq(n.field, str(n.value)), max(snap.docs, 1))
@@ -290,6 +329,30 @@ class SqlPlan:
             return self.boolean(n), []
         raise TypeError(n)  # pragma: no cover
 
+    def flat(self, slots: list) -> tuple[str, list]:
+        """A sum of slots (see `flatten`) in one pass over the postings of all its terms: each slot's
+        value per post (the best weighted BM25 of its terms, or its constant), summed per post."""
+        rows, params = [], []
+        avg = self.snap.avg
+        docs = max(self.snap.docs, 1)
+        for i, (kind, const, leaves) in enumerate(slots):
+            for fld, term, w in leaves:
+                idf = ir.bm25_idf(self.snap.doc_freq(fld, term), docs)
+                rows.append("(%s::int, %s::smallint, %s::text, %s::float8, %s::float8, %s::float8, %s::float8)")
+                params += [i, FIELDS[fld], term, float(w) * idf, float(const) if kind == "const" else -1.0,
+                           float(avg.get(fld) or 1.0), 0.0]
+        only = ""
+        if self.only is not None:
+            only = " AND l.post_id = ANY(%s)"
+            params.append(self.only)
+        k1, b = ir.K1, ir.B
+        sql = (f"SELECT post_id, sum(v) AS s FROM (SELECT l.post_id, q.slot, max(CASE WHEN q.c >= 0 THEN q.c ELSE "
+               f"q.w * l.tf * {k1 + 1}::float8 / (l.tf + {k1}::float8 * ({1 - b}::float8 + {b}::float8 * l.dl / q.avg)) END) AS v "
+               f"FROM (VALUES {', '.join(rows)}) AS q(slot, field, term, w, c, avg, pad) "
+               f"JOIN lex_postings l ON l.field = q.field AND l.term = q.term{only} GROUP BY l.post_id, q.slot) f "
+               f"GROUP BY post_id")
+        return sql, params
+
     def boolean(self, n: ir.Bool) -> str:
         must = [self.add(c) for c in n.must]
         should = [self.add(c) for c in n.should]
@@ -318,6 +381,7 @@ class PgLexical:
     """The lexical side of the PostgreSQL backend (the engine's contract: search/tantivy_side.py)."""
 
     name = "lexical"
+    retrieves_all = True       # retrieve(limit=None): every match, one query
 
     def __init__(self, conn: Callable[[], object], analyzer, resolve: Callable[[str, str], list[str]],
                  weights: Weights | None = None, hwm: Callable[[], int] | None = None):
@@ -428,7 +492,12 @@ class PgLexical:
         else:
             sql = (f"{plan.with_clause()}SELECT r.post_id, r.s, count(*) OVER () FROM {root} r "
                    f"ORDER BY r.s DESC, r.post_id LIMIT %s OFFSET %s")
-        rows = compiled.snap.conn.execute(sql, plan.params + [max(limit, 0), max(offset, 0)]).fetchall() if limit > 0 else []
+        if limit is None:       # every match
+            sql = sql.replace(" LIMIT %s OFFSET %s", " OFFSET %s")
+            rows = compiled.snap.conn.execute(sql, plan.params + [max(offset, 0)]).fetchall()
+        else:
+            rows = compiled.snap.conn.execute(sql, plan.params + [max(limit, 0), max(offset, 0)]).fetchall() \
+                if limit > 0 else []
         total = int(rows[0][2]) if rows else self.count(compiled)
         return Candidates(self.name, [r[0] for r in rows], [float(r[1]) for r in rows], total)
 

@@ -11,7 +11,7 @@ candidate lists are fused by `search.fusion.fuse`.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Iterator
 
@@ -216,8 +216,16 @@ class Engine:
         top FUSION_DEPTH lexical hits and the head, then the remaining lexical hits in BM25 order."""
         sort = plan.req.sort
         if plan.hybrid_base is None:      # the retrievers' answers, once per plan (a page, then facets)
-            lexical = self.lexical.retrieve(plan.query, plan.filters, limit=FUSION_DEPTH, sort="relevance",
-                                            compiled=plan.compiled, searcher=plan.searcher)
+            every = None
+            if stop is None and getattr(self.lexical, "retrieves_all", False):
+                # the whole set is wanted (stories, export): every lexical match in one go, the fused
+                # window from its head, the tail from the rest
+                every = self.lexical.retrieve(plan.query, plan.filters, limit=None, sort="relevance",
+                                              compiled=plan.compiled, searcher=plan.searcher)
+                lexical = replace(every, ids=every.ids[:FUSION_DEPTH], scores=every.scores[:FUSION_DEPTH])
+            else:
+                lexical = self.lexical.retrieve(plan.query, plan.filters, limit=FUSION_DEPTH, sort="relevance",
+                                                compiled=plan.compiled, searcher=plan.searcher)
             lists = [lexical]
             for name in plan.names:
                 if name != "lexical":
@@ -233,8 +241,8 @@ class Engine:
             if extras:
                 # facets and the timeline count the same posts as the total
                 plan.counted = self.lexical.or_ids(plan.compiled, extras)
-            plan.hybrid_base = (lexical, lists, head, in_lexical, matching, extras)
-        lexical, lists, head, in_lexical, matching, extras = plan.hybrid_base
+            plan.hybrid_base = (lexical, lists, head, in_lexical, matching, extras, every)
+        lexical, lists, head, in_lexical, matching, extras, every = plan.hybrid_base
         total = lexical.total + len(extras)
         if stop is None:
             stop = total
@@ -260,8 +268,12 @@ class Engine:
         # lexical matches already placed in the window.
         placed = [pid for pid in head if pid in matching and pid not in in_lexical]
         need = stop - len(window) + len(placed)
-        tail = self.lexical.retrieve(plan.query, plan.filters, limit=need, offset=len(lexical.ids), sort="relevance",
-                                     compiled=plan.compiled, searcher=plan.searcher)
+        if every is not None:
+            n = len(lexical.ids)
+            tail = replace(every, ids=every.ids[n:n + need], scores=every.scores[n:n + need])
+        else:
+            tail = self.lexical.retrieve(plan.query, plan.filters, limit=need, offset=len(lexical.ids),
+                                         sort="relevance", compiled=plan.compiled, searcher=plan.searcher)
         seen = set(placed)
         rest = [(p, s, ["lexical"]) for p, s in zip(tail.ids, tail.scores) if p not in seen]
         return (window + rest)[start:stop], total
