@@ -21,6 +21,7 @@ from ..index.stories import StoryIndex
 
 LOCK = 7_301_002
 HWM_TTL = 1.0
+CACHE_POSTS = 300_000     # placements kept in memory up to this many placed posts
 SCHEMA = [
     "CREATE TABLE IF NOT EXISTS state(key text PRIMARY KEY, value text NOT NULL)",
     """CREATE TABLE IF NOT EXISTS post_story(post_id text PRIMARY KEY, story bigint NOT NULL, copy_of text,
@@ -92,6 +93,9 @@ class PgStoryIndex(StoryIndex):
         self.token = uuid.uuid4().hex       # who wrote the tables last: this process's state is current
         self._exist = None
         self._hwm: tuple[float, int] | None = None
+        self._placed = None
+        self._placed_lock = threading.Lock()
+        self._mark_seen: tuple[float, str] | None = None
         self._until = None
         if not read_only:
             conn = store.conn
@@ -164,12 +168,46 @@ class PgStoryIndex(StoryIndex):
                               "SET value = excluded.value", (self.token,))
             return super().catch_up(store, on_progress=on_progress, stop=stop)
         finally:
+            self._hwm = self._mark_seen = self._placed = None     # this process's reads see its writes at once
             conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK,))
 
     # -- reads in one query each (the embedded index reads in chunks of SQLite parameters) ------
+    def _placed_map(self):
+        """Every placement, held in memory while there are at most CACHE_POSTS and reloaded when the
+        stories change (their mark, read at most every HWM_TTL s): grouping a broad search by story
+        looks up thousands of posts."""
+        mark = (self.hwm(), self._get_cached_mark())
+        cached = self._placed
+        if cached is not None and cached[0] == mark:
+            return cached[1]
+        with self._placed_lock:
+            cached = self._placed
+            if cached is not None and cached[0] == mark:
+                return cached[1]
+            conn = self.store.conn
+            if conn.execute("SELECT count(*) FROM post_story").fetchone()[0] > CACHE_POSTS:
+                self._placed = None
+                return None
+            stories = {sid: (size, ch) for sid, size, ch in conn.execute("SELECT id, size, channels FROM stories")}
+            placed = {}
+            for pid, story, copy_of in conn.execute("SELECT post_id, story, copy_of FROM post_story"):
+                size, ch = stories.get(story, (1, 1))
+                placed[pid] = {"story": story, "copy_of": copy_of, "story_size": size, "story_channels": ch}
+            self._placed = (mark, placed)
+            return placed
+
+    def _get_cached_mark(self) -> str:
+        now = time.monotonic()
+        if self._mark_seen is None or now - self._mark_seen[0] > HWM_TTL:
+            self._mark_seen = (now, f"{self._get('mark')}/{self._get('writer')}")
+        return self._mark_seen[1]
+
     def placements(self, ids: list[str]) -> dict[str, dict]:
         if self.conn is None or not ids:
             return {}
+        placed = self._placed_map() if self.read_only or not self._write_lock.locked() else None
+        if placed is not None:
+            return {pid: placed[pid] for pid in ids if pid in placed}
         rows = self.store.conn.execute(
             "SELECT p.post_id, p.story, p.copy_of, s.size, s.channels FROM post_story p JOIN stories s ON s.id = p.story "
             "WHERE p.post_id = ANY(%s)", (list(ids),)).fetchall()
