@@ -290,6 +290,11 @@ def test_several_serve_and_ingest_processes_on_one_database(pg_url, tmp_path):
             assert code == 0, f"ingest exit {code}\n{out}\n{errs}"
         assert failures == [], failures[:5]
         assert done[0] > 0
+        # each server reads the collection statistics (document counts, frequencies) at most every
+        # STATS_TTL seconds: after that both rank alike
+        from tgsearch.pg.lexical_sql import STATS_TTL
+
+        time.sleep(STATS_TTL + 0.5)
 
         with psycopg.connect(pg_url, autocommit=True) as conn:
             n, distinct = conn.execute("SELECT count(*), count(DISTINCT id) FROM posts").fetchone()

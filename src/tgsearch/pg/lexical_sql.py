@@ -177,12 +177,13 @@ class Snapshot:
 
 
 class DfCache:
-    """Document frequencies of terms that exist, shared by a process's searches for DF_TTL seconds.
+    """Document frequencies of terms that exist, shared by a process's searches for `ttl` seconds (as
+    long as the collection statistics: two servers on one database rank alike a moment after a write).
     Only counts above zero are kept: whether a term exists decides which word forms a query looks
     for, and a term that appears must be found at once (an alert check runs right after a write);
     a slightly old count only moves a score a little."""
 
-    def __init__(self, ttl: float = 60.0, size: int = 200_000):
+    def __init__(self, ttl: float = STATS_TTL, size: int = 200_000):
         self.ttl, self.size = ttl, size
         self._d: dict = {}
         self._lock = threading.Lock()
