@@ -61,6 +61,18 @@ class BackendBase(AlertsAPI):
     (search/engine.py with that backend's lexical side and retrievers) and its story index
     (`stories.index`): reads, search, export fields, stories, trends."""
 
+    def mark_deleted(self, ids: Iterable[str]) -> int:
+        """Mark posts deleted at the source: kept, hidden from search and export."""
+        self._writable()
+        n = self.store.mark_deleted(ids)
+        if n:
+            self.after_write()
+        return n
+
+    def rename_channel(self, channel: str, title: str) -> int:
+        self._writable()
+        return self.store.rename_channel(channel, title)
+
     def search(self, req):
         """Run a SearchRequest; returns a SearchResult (see tgsearch.search.types)."""
         return self.engine.search(req)
@@ -368,18 +380,6 @@ class EmbeddedBackend(BackendBase):
     def health(self) -> dict:
         index = self.index
         return {"status": "ok", "indexed": index.count(), "hwm": index.hwm()}
-
-    def mark_deleted(self, ids: Iterable[str]) -> int:
-        """Mark posts deleted at the source: kept, hidden from search and export."""
-        self._writable()
-        n = self.store.mark_deleted(ids)
-        if n:
-            self.after_write()
-        return n
-
-    def rename_channel(self, channel: str, title: str) -> int:
-        self._writable()
-        return self.store.rename_channel(channel, title)
 
     def reindex(self, on_progress=None) -> int:
         """Build the lexical index again from the store, beside the live one (which keeps

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Callable, Iterable
+from typing import Callable
 
 from ..backend import BackendBase, state_dir
 from ..errors import StoreError
@@ -198,17 +198,6 @@ class PgBackend(BackendBase):
         autovacuum does the same later)."""
         for table in ("lex_postings", "lex_docs", "posts"):
             self.store.conn.execute(f"VACUUM (ANALYZE) {table}")
-
-    def mark_deleted(self, ids: Iterable[str]) -> int:
-        self._writable()
-        n = self.store.mark_deleted(ids)
-        if n:
-            self.after_write()
-        return n
-
-    def rename_channel(self, channel: str, title: str) -> int:
-        self._writable()
-        return self.store.rename_channel(channel, title)
 
     # -- derived parts -------------------------------------------------------------------------
     @property
