@@ -166,9 +166,11 @@ class PgStoryIndex(StoryIndex):
                 return 0
             self.conn.execute("INSERT INTO state(key, value) VALUES('writer', %s) ON CONFLICT(key) DO UPDATE "
                               "SET value = excluded.value", (self.token,))
-            return super().catch_up(store, on_progress=on_progress, stop=stop)
+            done = super().catch_up(store, on_progress=on_progress, stop=stop)
+            if done:
+                self._hwm = self._mark_seen = self._placed = None     # this process's reads see its writes at once
+            return done
         finally:
-            self._hwm = self._mark_seen = self._placed = None     # this process's reads see its writes at once
             conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK,))
 
     # -- reads in one query each (the embedded index reads in chunks of SQLite parameters) ------
