@@ -28,11 +28,20 @@ from . import lexical_sql
 from .store import PgStore
 
 LOCK_VECTORS = 7_301_001      # advisory lock keys: one catch-up writer per kind
-LOCK_STORIES = 7_301_002
 LOCK_SCHEMA = 7_301_000
 BATCH = 256
 POOL_FROM = 2000          # posts behind from which vectors are embedded in worker processes
 EXACT_BELOW = 5000        # passages: below this an exact scan (deterministic), above it the HNSW index
+
+
+def _vector_index(conn, model: str | None, **kw):
+    """A pgvector index; an exact scan reads every vector from the server per query, so HNSW
+    answers above EXACT_BELOW passages."""
+    from .vectors import PgVectorIndex
+
+    index = PgVectorIndex(conn, model, **kw)
+    index.exact_below = EXACT_BELOW
+    return index
 
 
 def _mode(env: str, given: str | None) -> str:
@@ -205,12 +214,8 @@ class PgBackend(BackendBase):
         if self._vectors is None:
             with self._open_lock:
                 if self._vectors is None:
-                    from .vectors import PgVectorIndex
-
                     model = self.store.get_meta("vectors_model") or None
-                    self._vectors = PgVectorIndex(lambda: self.store.conn, model)
-                    # an exact scan reads every vector from the server per query: HNSW above a few thousand
-                    self._vectors.exact_below = EXACT_BELOW
+                    self._vectors = _vector_index(lambda: self.store.conn, model)
                     if model is None and not self.read_only:
                         self.store.set_meta("vectors_model", self._vectors.model)
         return self._vectors
@@ -248,18 +253,12 @@ class PgBackend(BackendBase):
                     if self.semantic_available():
                         vectors = self.vectors
                         if reader is not self.store:     # searches read the replica's vectors
-                            from .vectors import PgVectorIndex
-
-                            vectors = PgVectorIndex(lambda: reader.conn, vectors.model, embedder=vectors.embedder)
-                            vectors.exact_below = EXACT_BELOW
+                            vectors = _vector_index(lambda: reader.conn, vectors.model, embedder=vectors.embedder)
                         engine.add_retriever(SemanticRetriever(reader, vectors, resolve=engine.resolve))
                     if self.stories_mode != "off" or self.stories.index.hwm() > 0:
                         engine.stories = self.stories.index
                     self._engine = engine
         return self._engine
-
-    def reset_engine(self) -> None:
-        self._engine = None
 
     # -- state ---------------------------------------------------------------------------------
     def health(self) -> dict:
@@ -331,16 +330,11 @@ class PgBackend(BackendBase):
 
     def reindex_vectors(self, model: str, on_progress=None) -> int:
         self._writable()
-        from .vectors import PgVectorIndex
-
-        index = PgVectorIndex(lambda: self.store.conn, model)
+        index = _vector_index(lambda: self.store.conn, model)
         self.store.set_meta(f"vectors_mark:{index.model}", "0")
         self.store.set_meta("vectors_model", index.model)
         self._vectors, self._engine = index, None
         return self._catch_up_vectors(on_progress) or 0
-
-    def warm_up(self) -> None:
-        super().warm_up()
 
     def close(self) -> None:
         if self.worker is not None:

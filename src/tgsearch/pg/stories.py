@@ -36,8 +36,7 @@ SCHEMA = [
     "CREATE INDEX IF NOT EXISTS entities_post ON entities(post_id)",
     "CREATE INDEX IF NOT EXISTS entities_key ON entities(type, key)",
 ]
-_REWRITES = [(re.compile(r"\bORDER BY rowid\b"), "ORDER BY seq"),
-             (re.compile(r"SUM\(size > 1\)"), "SUM((size > 1)::int)")]
+_REWRITES = [(re.compile(r"SUM\(size > 1\)"), "SUM((size > 1)::int)")]   # (entities are read by PgStoryIndex itself)
 
 
 def _sql(sql: str) -> str:

@@ -89,16 +89,3 @@ def bm25_idf(doc_freq: int, docs: int) -> float:
     import math
 
     return math.log(1.0 + (docs - doc_freq + 0.5) / (doc_freq + 0.5))
-
-
-def walk(node):
-    """Every node of a tree, parents first."""
-    yield node
-    if isinstance(node, (DisMax,)):
-        for c in node.children:
-            yield from walk(c)
-    elif isinstance(node, Bool):
-        for c in node.must + node.should + node.must_not:
-            yield from walk(c)
-    elif isinstance(node, (Boost, Const)):
-        yield from walk(node.child)
