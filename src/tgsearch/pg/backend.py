@@ -83,8 +83,7 @@ class PgBackend(BackendBase):
         conn = self.store.conn
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_SCHEMA,))
-            for statement in lexical_sql.SCHEMA:
-                conn.execute(statement)
+            lexical_sql.ensure_schema(conn)
 
     @property
     def analyzer(self):
@@ -205,7 +204,7 @@ class PgBackend(BackendBase):
     def vacuum(self) -> None:
         """VACUUM ANALYZE the search tables (index-only scans of the postings need the visibility map;
         autovacuum does the same later)."""
-        for table in ("lex_postings", "lex_docs", "posts"):
+        for table in ("lex_postings", "lex_docs", "lex_terms", "posts"):
             self.store.conn.execute(f"VACUUM (ANALYZE) {table}")
 
     # -- derived parts -------------------------------------------------------------------------
@@ -325,6 +324,7 @@ class PgBackend(BackendBase):
             conn.execute("DELETE FROM lex_docs d WHERE NOT EXISTS (SELECT 1 FROM posts p WHERE p.id = d.post_id "
                          "AND NOT p.deleted)")
             conn.execute("DELETE FROM lex_postings l WHERE NOT EXISTS (SELECT 1 FROM lex_docs d WHERE d.post_id = l.post_id)")
+            lexical_sql.rebuild_stats(conn)
         self._engine = None
         return done
 

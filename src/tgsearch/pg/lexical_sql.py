@@ -5,8 +5,9 @@ transliterations as the embedded index) are written in the same transaction as t
 - `lex_docs`: one row per live post: the filter columns, field lengths, and `tsvector`s of its terms
   with positions (phrases: `<->`), made from our terms, not PostgreSQL's stemmer;
 - `lex_postings(field, term, post_id, tf, dl)`: what BM25 needs, read by index-only scans;
-- prefix queries list the distinct terms from the postings' own index (a skip scan: one probe per
-  term), so no term dictionary is written beside them.
+- `lex_terms(field, term, df)` and `lex_stats`: document frequencies and collection sizes, changed by
+  each write in its own transaction (a search reads them instead of counting postings); prefix
+  queries list their terms from lex_terms.
 A search plan (search/ir.py) becomes one SQL statement (pg/lexical_plan.py): each node a CTE (post_id, s),
 combined as tantivy combines queries, with tantivy's BM25 (k1 1.2, b 0.75, Lucene idf); document
 counts and average lengths are read at most every STATS_TTL seconds per process. Deleted posts
@@ -57,7 +58,43 @@ SCHEMA = [
         dl integer NOT NULL,
         PRIMARY KEY (field, term, post_id) INCLUDE (tf, dl))""",      # BM25 reads the index only
     "CREATE INDEX IF NOT EXISTS lex_postings_post ON lex_postings(post_id)",
+    # document frequencies and collection sizes, kept by the writers (a search reads a few rows
+    # instead of counting postings); lex_stats has a few slots so writers seldom wait on one row
+    """CREATE TABLE IF NOT EXISTS lex_terms (
+        field smallint NOT NULL,
+        term text COLLATE "C" NOT NULL,
+        df integer NOT NULL,
+        PRIMARY KEY (field, term) INCLUDE (df))""",
+    """CREATE TABLE IF NOT EXISTS lex_stats (
+        slot smallint PRIMARY KEY,
+        docs bigint NOT NULL DEFAULT 0,
+        len_body bigint NOT NULL DEFAULT 0,
+        len_title bigint NOT NULL DEFAULT 0,
+        len_exact bigint NOT NULL DEFAULT 0)""",
 ]
+STATS_SLOTS = 8
+
+
+def rebuild_stats(conn) -> None:
+    """Count lex_terms and lex_stats afresh from the postings (a new schema, after `reindex`); in the
+    caller's transaction."""
+    conn.execute("LOCK TABLE lex_terms, lex_stats IN EXCLUSIVE MODE")
+    conn.execute("DELETE FROM lex_terms")
+    conn.execute("INSERT INTO lex_terms (field, term, df) SELECT field, term, count(*) FROM lex_postings "
+                 "GROUP BY field, term")
+    conn.execute("DELETE FROM lex_stats")
+    conn.execute("INSERT INTO lex_stats (slot, docs, len_body, len_title, len_exact) SELECT 0, count(*), "
+                 "coalesce(sum(len_body), 0), coalesce(sum(len_title), 0), coalesce(sum(len_exact), 0) FROM lex_docs")
+
+
+def ensure_schema(conn) -> None:
+    """The lexical tables (idempotent; the caller holds the schema lock). A database made before
+    lex_terms existed gets its counts from the postings once."""
+    fresh = conn.execute("SELECT to_regclass('lex_terms') IS NULL").fetchone()[0]
+    for statement in SCHEMA:
+        conn.execute(statement)
+    if fresh:
+        rebuild_stats(conn)
 
 
 def _tsvector(terms: list[str]) -> str:
@@ -77,9 +114,15 @@ def write(cur, posts: list, deleted_ids: list[str], analyzer) -> None:
     """Replace the lexical rows of `posts` (new or changed content) and drop `deleted_ids`; runs
     inside the store's write transaction (PgStore on_write)."""
     drop = [p.id for p in posts] + list(deleted_ids)
+    df: dict[tuple[int, str], int] = {}
+    sizes = [0, 0, 0, 0]             # docs, body, title, exact lengths: this write's change
     if drop:
-        cur.execute("DELETE FROM lex_postings WHERE post_id = ANY(%s)", (drop,))
-        cur.execute("DELETE FROM lex_docs WHERE post_id = ANY(%s)", (drop,))
+        for fld, term in cur.execute("DELETE FROM lex_postings WHERE post_id = ANY(%s) RETURNING field, term",
+                                     (drop,)).fetchall():
+            df[(fld, term)] = df.get((fld, term), 0) - 1
+        for lb, lt, le in cur.execute("DELETE FROM lex_docs WHERE post_id = ANY(%s) "
+                                      "RETURNING len_body, len_title, len_exact", (drop,)).fetchall():
+            sizes = [sizes[0] - 1, sizes[1] - lb, sizes[2] - lt, sizes[3] - le]
     docs, postings = [], []
     for post in posts:
         if post.deleted:
@@ -97,6 +140,8 @@ def write(cur, posts: list, deleted_ids: list[str], analyzer) -> None:
             code = FIELDS[name]
             for t, n in counts.items():
                 postings.append((code, t, post.id, n, len(toks)))
+                df[(code, t)] = df.get((code, t), 0) + 1
+        sizes = [sizes[0] + 1, sizes[1] + len(body), sizes[2] + len(title), sizes[3] + len(exact)]
         docs.append((post.id, a.channel, a.publication or "", a.kind, a.month or None, a.ts, bool(a.has_link),
                      len(body), len(title), len(exact), _tsvector(body), _tsvector(title), _tsvector(exact)))
     if docs:
@@ -108,6 +153,24 @@ def write(cur, posts: list, deleted_ids: list[str], analyzer) -> None:
         with cur.copy("COPY lex_postings (field, term, post_id, tf, dl) FROM STDIN") as copy:
             for row in postings:
                 copy.write_row(row)
+    _count(cur, df, sizes)
+
+
+def _count(cur, df: dict, sizes: list[int]) -> None:
+    """Add a write's change to the document frequencies and collection sizes. Last in the write's
+    transaction (the rows stay locked until it commits), terms in one order (writers never deadlock)."""
+    changed = sorted((k, n) for k, n in df.items() if n)
+    if changed:
+        cur.execute("INSERT INTO lex_terms AS t (field, term, df) SELECT f, x, n FROM unnest(%s::smallint[], "
+                    "%s::text[], %s::int[]) AS u(f, x, n) ORDER BY f, x "
+                    "ON CONFLICT (field, term) DO UPDATE SET df = t.df + excluded.df",
+                    ([k[0] for k, _ in changed], [k[1] for k, _ in changed], [n for _, n in changed]))
+    if any(sizes):
+        cur.execute("INSERT INTO lex_stats AS s (slot, docs, len_body, len_title, len_exact) "
+                    "VALUES ((txid_current() %% %s)::smallint, %s, %s, %s, %s) ON CONFLICT (slot) DO UPDATE SET "
+                    "docs = s.docs + excluded.docs, len_body = s.len_body + excluded.len_body, "
+                    "len_title = s.len_title + excluded.len_title, len_exact = s.len_exact + excluded.len_exact",
+                    (STATS_SLOTS, *sizes))
 
 
 # -- reading ---------------------------------------------------------------------------------------
@@ -129,12 +192,9 @@ class Snapshot:
             if known is not None:
                 self.df[key] = known
             else:
-                if fld in FIELDS:
-                    row = self.conn.execute("SELECT count(*) FROM lex_postings WHERE field = %s AND term = %s",
-                                            (FIELDS[fld], term)).fetchone()
-                else:
-                    row = (0,)
-                self.df[key] = int(row[0])
+                row = self.conn.execute("SELECT df FROM lex_terms WHERE field = %s AND term = %s",
+                                        (FIELDS[fld], term)).fetchone() if fld in FIELDS else None
+                self.df[key] = max(int(row[0]), 0) if row else 0
                 if self.shared is not None:
                     self.shared.put(key, self.df[key])
         return self.df[key]
@@ -151,8 +211,8 @@ class Snapshot:
         if not want:
             return
         found = {(f, t): int(n) for f, t, n in self.conn.execute(
-            "SELECT p.field, p.term, count(*) FROM lex_postings p JOIN unnest(%s::smallint[], %s::text[]) AS q(f, t) "
-            "ON p.field = q.f AND p.term = q.t GROUP BY p.field, p.term",
+            "SELECT p.field, p.term, p.df FROM lex_terms p JOIN unnest(%s::smallint[], %s::text[]) AS q(f, t) "
+            "ON p.field = q.f AND p.term = q.t",
             ([FIELDS[f] for f, _ in want], [t for _, t in want])).fetchall()}
         for fld, term in want:
             n = found.get((FIELDS[fld], term), 0)
@@ -163,13 +223,11 @@ class Snapshot:
     def terms_with_prefix(self, fld: str, prefix: str, limit: int) -> list[tuple[str, int]]:
         code, hi = FIELDS[fld], prefix + "\U0010ffff"
         rows = self.conn.execute(
-            "WITH RECURSIVE t(term) AS ("
-            " SELECT min(term) FROM lex_postings WHERE field = %s AND term >= %s AND term < %s"
-            " UNION ALL SELECT (SELECT min(term) FROM lex_postings WHERE field = %s AND term > t.term AND term < %s)"
-            " FROM t WHERE t.term IS NOT NULL) SELECT term FROM t WHERE term IS NOT NULL LIMIT %s",
-            (code, prefix, hi, code, hi, limit)).fetchall()
-        out = [(t, self.doc_freq(fld, t)) for (t,) in rows]
-        return [(t, n) for t, n in out if n > 0][:limit]
+            "SELECT term, df FROM lex_terms WHERE field = %s AND term >= %s AND term < %s AND df > 0 "
+            "ORDER BY term LIMIT %s", (code, prefix, hi, limit)).fetchall()
+        for t, n in rows:
+            self.df.setdefault((fld, t), int(n))
+        return [(t, int(n)) for t, n in rows]
 
 
 class DfCache:
@@ -211,6 +269,7 @@ class PgLexical:
 
     name = "lexical"
     retrieves_all = True       # retrieve(limit=None): every match, one query
+    concurrent_retrievers = True   # the engine asks the vectors while this side's SQL runs
 
     def __init__(self, conn: Callable[[], object], analyzer, resolve: Callable[[str, str], list[str]],
                  weights: Weights | None = None, hwm: Callable[[], int] | None = None):
@@ -231,9 +290,11 @@ class PgLexical:
         with self._lock:
             if self._stats and time.monotonic() - self._stats[0] < STATS_TTL:
                 return self._stats[1], self._stats[2]
-        row = self.conn().execute("SELECT count(*), avg(len_body), avg(len_title), avg(len_exact) FROM lex_docs").fetchone()
-        docs = int(row[0])
-        avg = {"body": float(row[1] or 1), "title": float(row[2] or 1), "exact": float(row[3] or 1)}
+        row = self.conn().execute("SELECT sum(docs), sum(len_body), sum(len_title), sum(len_exact) "
+                                  "FROM lex_stats").fetchone()
+        docs = int(row[0] or 0)
+        avg = {name: (float(row[i]) / docs if docs and row[i] else 1.0)
+               for i, name in ((1, "body"), (2, "title"), (3, "exact"))}
         with self._lock:
             self._stats = (time.monotonic(), docs, avg)
         return docs, avg

@@ -11,6 +11,7 @@ candidate lists are fused by `search.fusion.fuse`.
 from __future__ import annotations
 
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Iterator
@@ -33,6 +34,8 @@ SEMANTIC_RESULTS = 500  # semantic mode: the nearest posts (after filters) form 
 FACET_SIZE = 50
 ENTITY_FACET_POSTS = 1_000    # person/org/place facets count over the first this many results
 INTERVALS = ("auto", "day", "week", "month")
+
+_AHEAD = ThreadPoolExecutor(max_workers=4, thread_name_prefix="tgsearch-semantic")
 
 
 def _passage(post, found: list[str], spans: dict | None) -> str:
@@ -58,6 +61,7 @@ class _Plan:
     full: list | None = None                        # the whole ranked result set, when a step needed it
     hybrid_base: tuple | None = None                # hybrid: the retrievers' candidates, fused once
     counted: object = None                          # what facets count (the compiled query + extras)
+    ahead: dict = field(default_factory=dict)       # hybrid: retriever name -> Future of its candidates
 
     def __post_init__(self):
         if self.counted is None:
@@ -187,9 +191,21 @@ class Engine:
         query = parse(req.q)
         filters = Filters(channels=tuple(req.channels), since=req.since, until=req.until,
                           kind=req.kind or None, publication=req.publication or None)
-        searcher = self.lexical.searcher()
-        compiled, highlight = self.lexical.compile(query, filters, searcher)
-        return _Plan(req, query, filters, searcher, compiled, highlight, self.mode_retrievers(req.mode, query))
+        names = self.mode_retrievers(req.mode, query)
+        ahead = {}
+        if len(names) > 1 and getattr(self.lexical, "concurrent_retrievers", False):
+            # a lexical side that waits on a server (PostgreSQL): the other retrievers' candidates are
+            # asked for now, while the query compiles and the lexical side ranks
+            ahead = {name: _AHEAD.submit(self.retrievers[name].retrieve, query, filters, limit=FUSION_DEPTH,
+                                         sort="relevance") for name in names if name != "lexical"}
+        try:
+            searcher = self.lexical.searcher()
+            compiled, highlight = self.lexical.compile(query, filters, searcher)
+        except BaseException:
+            for f in ahead.values():
+                f.cancel()
+            raise
+        return _Plan(req, query, filters, searcher, compiled, highlight, names, ahead=ahead)
 
     def ranked(self, plan: "_Plan", start: int, stop: int | None) -> tuple[list, int]:
         """Results [start, stop) of the whole ordered result set (stop None: to the end), and the
@@ -229,14 +245,19 @@ class Engine:
             lists = [lexical]
             for name in plan.names:
                 if name != "lexical":
-                    cands = self.retrievers[name].retrieve(plan.query, plan.filters, limit=FUSION_DEPTH,
-                                                           sort="relevance")
+                    pending: Future | None = plan.ahead.pop(name, None)
+                    cands = pending.result() if pending is not None else \
+                        self.retrievers[name].retrieve(plan.query, plan.filters, limit=FUSION_DEPTH, sort="relevance")
                     plan.spans.update(getattr(cands, "passages", None) or {})
                     lists.append(cands)
             head = list(dict.fromkeys(pid for c in lists[1:] for pid in c.ids[:SEMANTIC_HEAD]))
             in_lexical = set(lexical.ids)
-            matching = in_lexical.intersection(head) | \
-                self.lexical.matching(plan.compiled, [p for p in head if p not in in_lexical], plan.searcher)
+            if every is not None:       # every lexical match is at hand: no need to ask which of the head match
+                every_ids = set(every.ids)
+                matching = {p for p in head if p in every_ids}
+            else:
+                matching = in_lexical.intersection(head) | \
+                    self.lexical.matching(plan.compiled, [p for p in head if p not in in_lexical], plan.searcher)
             extras = [pid for pid in head if pid not in matching]
             if extras:
                 # facets and the timeline count the same posts as the total
