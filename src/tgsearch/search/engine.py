@@ -35,6 +35,8 @@ FACET_SIZE = 50
 ENTITY_FACET_POSTS = 1_000    # person/org/place facets count over the first this many results
 INTERVALS = ("auto", "day", "week", "month")
 
+# a result's retrievers: shared tuples, so a long result list adds no objects for the cyclic collector
+LEXICAL, SEMANTIC = ("lexical",), ("semantic",)
 _AHEAD = ThreadPoolExecutor(max_workers=4, thread_name_prefix="tgsearch-semantic")
 
 
@@ -216,11 +218,11 @@ class Engine:
                 stop = self.lexical.count(plan.compiled, plan.searcher)
             cands = self.lexical.retrieve(plan.query, plan.filters, limit=stop - start, offset=start, sort=sort,
                                           compiled=plan.compiled, searcher=plan.searcher)
-            return [(pid, score, ["lexical"]) for pid, score in zip(cands.ids, cands.scores)], cands.total
+            return [(pid, score, LEXICAL) for pid, score in zip(cands.ids, cands.scores)], cands.total
         if names == ["semantic"]:
             sem = self.retrievers["semantic"].retrieve(plan.query, plan.filters, limit=SEMANTIC_RESULTS, sort=sort)
             plan.spans.update(sem.passages or {})
-            merged = [(p, s, ["semantic"]) for p, s in zip(sem.ids, sem.scores)]
+            merged = [(p, s, SEMANTIC) for p, s in zip(sem.ids, sem.scores)]
             if sort in ("date", "date_asc"):
                 merged = self.by_date(merged, newest_first=sort == "date")
             return merged[start:stop], len(merged)
@@ -296,7 +298,7 @@ class Engine:
             tail = self.lexical.retrieve(plan.query, plan.filters, limit=need, offset=len(lexical.ids),
                                          sort="relevance", compiled=plan.compiled, searcher=plan.searcher)
         seen = set(placed)
-        rest = [(p, s, ["lexical"]) for p, s in zip(tail.ids, tail.scores) if p not in seen]
+        rest = [(p, s, LEXICAL) for p, s in zip(tail.ids, tail.scores) if p not in seen]
         return (window + rest)[start:stop], total
 
     def mode_retrievers(self, mode: str, query: Query) -> list[str]:
