@@ -31,6 +31,7 @@ LOCK_VECTORS = 7_301_001      # advisory lock keys: one catch-up writer per kind
 LOCK_SCHEMA = 7_301_000
 BATCH = 256
 POOL_FROM = 2000          # posts behind from which vectors are embedded in worker processes
+SPAWN_FROM = 1000         # a serve/watch worker leaves a backlog this big to the detached catch-up process
 EXACT_BELOW = 5000        # passages: below this an exact scan (deterministic), above it the HNSW index
 
 
@@ -133,6 +134,31 @@ class PgBackend(BackendBase):
         if self.stories_mode in modes:
             done["stories"] = self.stories.catch_up(on_progress=on_progress, stop=stop)
         return done
+
+    def backlog(self, upto: int) -> int:
+        """Posts behind the derived data ("process" kinds), counted no further than `upto`."""
+        behind = 0
+        if self.vectors_mode == "process":
+            mark = int(self.store.get_meta(f"vectors_mark:{self.vectors.model}") or 0)
+            behind = self.store.count_changed(mark, upto)
+        if self.stories_mode == "process" and behind < upto:
+            behind = max(behind, self.store.count_changed(self.stories.index.mark(), upto))
+        return behind
+
+    def hand_off(self) -> bool:
+        """A worker's round with a big backlog (a first load): the detached catch-up process does it
+        at low priority, so the searches of this process keep the CPU; True when it is at it."""
+        if "process" not in (self.vectors_mode, self.stories_mode) or self.read_only:
+            return False
+        if self.backlog(SPAWN_FROM) < SPAWN_FROM:
+            return False
+        from .stories import LOCK as LOCK_STORIES
+
+        if not (self._lock_held(LOCK_VECTORS) or self._lock_held(LOCK_STORIES)):
+            from .catchup import spawn
+
+            self._proc = spawn(self.url, self._proc)
+        return True
 
     def _lock_held(self, key: int) -> bool:
         return bool(self.reader.conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "

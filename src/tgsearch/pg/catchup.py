@@ -24,6 +24,10 @@ def main() -> int:
     from ..errors import TgsearchError
     from .backend import PgBackend
 
+    try:
+        os.nice(10)       # behind the searches of a serving process (the embedding processes inherit it)
+    except OSError:
+        pass
     url = os.environ.get("TGSEARCH_DB", "")
     if not url.startswith(("postgresql://", "postgres://")):
         print("tgsearch.pg.catchup: TGSEARCH_DB must be a postgresql:// URL", file=sys.stderr)

@@ -400,8 +400,12 @@ class PgStore(PgCollectState):
                 yield (row[1], row_to_post(row[2:])) if versions else row_to_post(row[2:])
             last_xid, last_version = int(rows[-1][0]), rows[-1][1]
 
-    def count_changed(self, since_mark: int) -> int:
-        """How many posts were last written by a transaction at or after `since_mark` (a backlog)."""
+    def count_changed(self, since_mark: int, upto: int | None = None) -> int:
+        """How many posts were last written by a transaction at or after `since_mark` (a backlog),
+        counting no further than `upto` when given."""
+        if upto is not None:
+            return int(self._one("SELECT count(*) FROM (SELECT 1 FROM posts WHERE xid >= %s::text::xid8 LIMIT %s) s",
+                                 (str(since_mark), int(upto)))[0])
         return int(self._one("SELECT count(*) FROM posts WHERE xid >= %s::text::xid8", (str(since_mark),))[0])
 
     def ids_and_versions(self, *, deleted: bool = False) -> dict[str, int]:

@@ -51,7 +51,8 @@ class PgWorker:
             while not self._stop.is_set():
                 self._wake.clear()
                 try:
-                    self.backend.catch_up(stop=self._stop)
+                    if not self.backend.hand_off():      # a big backlog goes to the catch-up process
+                        self.backend.catch_up(stop=self._stop)
                     self.error = None
                 except Exception as e:  # noqa: BLE001 - a server keeps serving; the error shows in stats
                     self.error = e
