@@ -35,6 +35,7 @@ def main() -> int:
     try:
         backend = PgBackend(url, create=False, vectors=_process_to_sync("TGSEARCH_VECTORS"),
                             stories=_process_to_sync("TGSEARCH_STORIES"))
+        _lower_server_priority(backend)
         try:
             total = 0
             for _ in range(100):      # until a round finds nothing (writes may go on meanwhile)
@@ -50,6 +51,16 @@ def main() -> int:
         print(f"tgsearch.pg.catchup: {e.message}", file=sys.stderr)
         return 1
     return 0
+
+
+def _lower_server_priority(backend) -> None:
+    """Best effort, for a server on this machine that this user may renice (its own, or as root): the
+    server process answering this catch-up's connection (index inserts) also yields to searches."""
+    try:
+        pid = int(backend.store.conn.execute("SELECT pg_backend_pid()").fetchone()[0])
+        os.setpriority(os.PRIO_PROCESS, pid, 10)
+    except Exception:  # noqa: BLE001 - another machine, another user: the searches just share the CPU
+        pass
 
 
 def _process_to_sync(env: str) -> str:
