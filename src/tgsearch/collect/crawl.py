@@ -224,9 +224,8 @@ class Crawler:
         """Fetch what is new, then continue the backfill; store each page before moving the cursor.
 
         The cursor's promise: every message from `oldest` to `newest` is stored."""
-        store = backend.store
         report = report or ChannelReport(channel)
-        cursor = store.get_cursor(channel) or {"newest": None, "oldest": None, "complete": False}
+        cursor = backend.get_cursor(channel) or {"newest": None, "oldest": None, "complete": False}
         newest, oldest, complete = cursor["newest"], cursor["oldest"], cursor["complete"]
         report.complete = complete
         budget = self.config.limit
@@ -244,7 +243,7 @@ class Crawler:
 
         def store_page(page: Page) -> tuple[list[Post], bool, int | None]:
             posts, whole = keep(page)
-            result = store.upsert(posts)
+            result = backend.write_posts(posts)
             report.pages += 1
             report.posts += len(posts)
             report.new += result.new
@@ -270,7 +269,7 @@ class Crawler:
             if newest is None:                      # first crawl: the head page starts the backfill
                 newest, oldest = head, low if low is not None else head + 1
                 complete = page.before is None and whole
-                store.set_cursor(channel, newest=newest, oldest=oldest, complete=complete)
+                backend.set_cursor(channel, newest=newest, oldest=oldest, complete=complete)
                 moved()
                 break
             kept = {_mid(p) for p in posts}
@@ -280,7 +279,7 @@ class Crawler:
                 if page.before is None and whole:
                     complete, oldest = True, min(page.ids) if oldest is None else min(oldest, min(page.ids))
                 newest = max(newest, head)
-                store.set_cursor(channel, newest=newest, oldest=oldest, complete=complete)
+                backend.set_cursor(channel, newest=newest, oldest=oldest, complete=complete)
                 moved()
                 if head_pages == 1 and whole:
                     self._recheck(channel, page.before, report, store_page, moved)
@@ -298,7 +297,7 @@ class Crawler:
             posts, whole, low = store_page(page)
             oldest = low if low is not None else oldest
             complete = page.before is None and whole
-            store.set_cursor(channel, newest=newest, oldest=oldest, complete=complete)
+            backend.set_cursor(channel, newest=newest, oldest=oldest, complete=complete)
             moved()
         return report
 
@@ -361,7 +360,7 @@ def crawl(backend, channels: list[str], config: CrawlConfig, *, client: httpx.Cl
                     break
                 except CrawlError as e:
                     report.error = e.message
-                    cursor = backend.store.get_cursor(channel)
+                    cursor = backend.get_cursor(channel)
                     report.complete = bool(cursor and cursor["complete"])
                 reports.append(report)
             if on_channel:
