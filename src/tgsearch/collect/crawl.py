@@ -21,17 +21,18 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable
-from urllib.robotparser import RobotFileParser
-
-import httpx
-from selectolax.lexbor import LexborHTMLParser
+from typing import TYPE_CHECKING, Callable
 
 from .. import __version__
 from ..errors import CrawlError, CrawlStopped, InputError
 from ..post import Post
 from ..sources import ReadContext, channel_name
-from ..sources.tme_preview import read_html
+
+if TYPE_CHECKING:   # httpx, the page parser and robotparser load with the first crawl: importing
+    # tgsearch.collect (the backend does, for CollectAPI) stays cheap for every other command
+    from urllib.robotparser import RobotFileParser
+
+    import httpx
 
 USER_AGENT = f"tgsearch/{__version__} (+https://github.com/tgsearch/tgsearch; self-hosted channel search)"
 _USERNAME = re.compile(r"^(?:(?:https?://)?(?:www\.)?t(?:elegram)?\.me/(?:s/)?|@)?([A-Za-z0-9_]{3,64})/?$")
@@ -87,6 +88,10 @@ def parse_channel(value: str) -> str:
 
 def parse_page(html: str, channel: str, origin: str) -> tuple[Page, list[str]]:
     """The posts, message ids and "more" link of one t.me/s page (and the unreadable records)."""
+    from selectolax.lexbor import LexborHTMLParser
+
+    from ..sources.tme_preview import read_html
+
     tree = LexborHTMLParser(html)
     ids = []
     for node in tree.css(".tgme_widget_message[data-post]"):
@@ -114,6 +119,8 @@ class Crawler:
         self.base = config.base_url.rstrip("/")
         if not re.match(r"^https?://[^/\s]+$", self.base):
             raise CrawlError(f"--base-url {config.base_url!r}: expected a site such as https://t.me")
+        import httpx
+
         self.client = client or httpx.Client(timeout=config.timeout, follow_redirects=False)
         # waits end early when `stop` is set (watch shutting down); the next request then stops
         self.sleep = sleep or (stop.wait if stop is not None else time.sleep)
@@ -135,6 +142,8 @@ class Crawler:
 
     def _get(self, url: str, what: str) -> httpx.Response:
         """GET with the delay, timeout and User-Agent; 429, 5xx and transport errors retried."""
+        import httpx
+
         attempt = 0
         while True:
             self._pause()
@@ -173,6 +182,8 @@ class Crawler:
     def robots(self) -> RobotFileParser:
         """{base}/robots.txt, fetched once per crawler; a missing one allows everything."""
         if self._robots is None:
+            from urllib.robotparser import RobotFileParser
+
             url = f"{self.base}/robots.txt"
             parser = RobotFileParser(url)
             response = self._get(url, "robots.txt")
