@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Protocol, runtime_checkable
 
 from .alerts.backend_api import AlertsAPI
+from .collect.backend_api import CollectAPI
 from .errors import StoreError
 from .ingest import FileReport, IngestReport, ingest
 from .post import Post
@@ -56,7 +57,7 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
-class BackendBase(AlertsAPI):
+class BackendBase(AlertsAPI, CollectAPI):
     """What every backend does the same way over its `store` (Store or PgStore), its search `engine`
     (search/engine.py with that backend's lexical side and retrievers) and its story index
     (`stories.index`): reads, search, export fields, stories, trends."""

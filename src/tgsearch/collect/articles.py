@@ -61,10 +61,11 @@ def is_telegram(url: str) -> bool:
     return host in TELEGRAM_HOSTS
 
 
-def pending(store, limit: int | None = None, *, retry_failed: bool = False) -> list[str]:
-    """The links the next run fetches, in order (at most `limit`)."""
+def pending(backend, limit: int | None = None, *, retry_failed: bool = False) -> list[str]:
+    """The links the next run fetches, in order (at most `limit`); `backend`: a backend or a
+    store (both have `pending_links`)."""
     out: list[str] = []
-    for url in store.pending_links(retry_failed=retry_failed):
+    for url in backend.pending_links(retry_failed=retry_failed):
         if is_telegram(url):
             continue
         out.append(url)
@@ -94,17 +95,16 @@ def fetch_articles(backend, config: FetchConfig | None = None, *, limit: int | N
     up before returning. Each article is stored before its link's outcome is recorded, so a run
     stopped at any point fetches at most that one link again."""
     config = config or FetchConfig()
-    store = backend.store
     report = ArticlesReport()
     wrote = False
-    for url in pending(store, limit, retry_failed=retry_failed):
+    for url in pending(backend, limit, retry_failed=retry_failed):
         post, outcome = fetch_one(url, config)
         if post is not None:
-            result = store.upsert([post])
+            result = backend.write_posts([post])
             report.new += result.new
             wrote = wrote or bool(result.new or result.updated)
             outcome = LinkOutcome(url, "fetched", article_id=post.id)
-        store.record_link(url, outcome.status, reason=outcome.reason, article_id=outcome.article_id)
+        backend.record_link(url, outcome.status, reason=outcome.reason, article_id=outcome.article_id)
         report.outcomes.append(outcome)
         if on_link is not None:
             on_link(outcome)

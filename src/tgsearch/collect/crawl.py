@@ -21,17 +21,18 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable
-from urllib.robotparser import RobotFileParser
-
-import httpx
-from selectolax.lexbor import LexborHTMLParser
+from typing import TYPE_CHECKING, Callable
 
 from .. import __version__
 from ..errors import CrawlError, CrawlStopped, InputError
 from ..post import Post
 from ..sources import ReadContext, channel_name
-from ..sources.tme_preview import read_html
+
+if TYPE_CHECKING:   # httpx, the page parser and robotparser load with the first crawl: importing
+    # tgsearch.collect (the backend does, for CollectAPI) stays cheap for every other command
+    from urllib.robotparser import RobotFileParser
+
+    import httpx
 
 USER_AGENT = f"tgsearch/{__version__} (+https://github.com/tgsearch/tgsearch; self-hosted channel search)"
 _USERNAME = re.compile(r"^(?:(?:https?://)?(?:www\.)?t(?:elegram)?\.me/(?:s/)?|@)?([A-Za-z0-9_]{3,64})/?$")
@@ -87,6 +88,10 @@ def parse_channel(value: str) -> str:
 
 def parse_page(html: str, channel: str, origin: str) -> tuple[Page, list[str]]:
     """The posts, message ids and "more" link of one t.me/s page (and the unreadable records)."""
+    from selectolax.lexbor import LexborHTMLParser
+
+    from ..sources.tme_preview import read_html
+
     tree = LexborHTMLParser(html)
     ids = []
     for node in tree.css(".tgme_widget_message[data-post]"):
@@ -114,6 +119,8 @@ class Crawler:
         self.base = config.base_url.rstrip("/")
         if not re.match(r"^https?://[^/\s]+$", self.base):
             raise CrawlError(f"--base-url {config.base_url!r}: expected a site such as https://t.me")
+        import httpx
+
         self.client = client or httpx.Client(timeout=config.timeout, follow_redirects=False)
         # waits end early when `stop` is set (watch shutting down); the next request then stops
         self.sleep = sleep or (stop.wait if stop is not None else time.sleep)
@@ -135,6 +142,8 @@ class Crawler:
 
     def _get(self, url: str, what: str) -> httpx.Response:
         """GET with the delay, timeout and User-Agent; 429, 5xx and transport errors retried."""
+        import httpx
+
         attempt = 0
         while True:
             self._pause()
@@ -173,6 +182,8 @@ class Crawler:
     def robots(self) -> RobotFileParser:
         """{base}/robots.txt, fetched once per crawler; a missing one allows everything."""
         if self._robots is None:
+            from urllib.robotparser import RobotFileParser
+
             url = f"{self.base}/robots.txt"
             parser = RobotFileParser(url)
             response = self._get(url, "robots.txt")
@@ -224,9 +235,8 @@ class Crawler:
         """Fetch what is new, then continue the backfill; store each page before moving the cursor.
 
         The cursor's promise: every message from `oldest` to `newest` is stored."""
-        store = backend.store
         report = report or ChannelReport(channel)
-        cursor = store.get_cursor(channel) or {"newest": None, "oldest": None, "complete": False}
+        cursor = backend.get_cursor(channel) or {"newest": None, "oldest": None, "complete": False}
         newest, oldest, complete = cursor["newest"], cursor["oldest"], cursor["complete"]
         report.complete = complete
         budget = self.config.limit
@@ -244,7 +254,7 @@ class Crawler:
 
         def store_page(page: Page) -> tuple[list[Post], bool, int | None]:
             posts, whole = keep(page)
-            result = store.upsert(posts)
+            result = backend.write_posts(posts)
             report.pages += 1
             report.posts += len(posts)
             report.new += result.new
@@ -270,7 +280,7 @@ class Crawler:
             if newest is None:                      # first crawl: the head page starts the backfill
                 newest, oldest = head, low if low is not None else head + 1
                 complete = page.before is None and whole
-                store.set_cursor(channel, newest=newest, oldest=oldest, complete=complete)
+                backend.set_cursor(channel, newest=newest, oldest=oldest, complete=complete)
                 moved()
                 break
             kept = {_mid(p) for p in posts}
@@ -280,7 +290,7 @@ class Crawler:
                 if page.before is None and whole:
                     complete, oldest = True, min(page.ids) if oldest is None else min(oldest, min(page.ids))
                 newest = max(newest, head)
-                store.set_cursor(channel, newest=newest, oldest=oldest, complete=complete)
+                backend.set_cursor(channel, newest=newest, oldest=oldest, complete=complete)
                 moved()
                 if head_pages == 1 and whole:
                     self._recheck(channel, page.before, report, store_page, moved)
@@ -298,7 +308,7 @@ class Crawler:
             posts, whole, low = store_page(page)
             oldest = low if low is not None else oldest
             complete = page.before is None and whole
-            store.set_cursor(channel, newest=newest, oldest=oldest, complete=complete)
+            backend.set_cursor(channel, newest=newest, oldest=oldest, complete=complete)
             moved()
         return report
 
@@ -361,7 +371,7 @@ def crawl(backend, channels: list[str], config: CrawlConfig, *, client: httpx.Cl
                     break
                 except CrawlError as e:
                     report.error = e.message
-                    cursor = backend.store.get_cursor(channel)
+                    cursor = backend.get_cursor(channel)
                     report.complete = bool(cursor and cursor["complete"])
                 reports.append(report)
             if on_channel:

@@ -156,7 +156,7 @@ class Syncer:
     """One sync run over one client (a takeout client when asked)."""
 
     def __init__(self, client, backend, config: SyncConfig, on_batch=None, stop=None):
-        self.client, self.backend, self.store = client, backend, backend.store
+        self.client, self.backend = client, backend
         self.config, self.on_batch, self.stop = config, on_batch, stop
         self.sleep = config.sleep or asyncio.sleep
         self.wrote = False
@@ -201,14 +201,14 @@ class Syncer:
         return report
 
     async def _channel(self, report: SyncReport, slug: str, lookup) -> None:
-        store, config = self.store, self.config
-        cursor = store.get_sync_cursor(slug)
+        backend, config = self.backend, self.config
+        cursor = backend.get_sync_cursor(slug)
         entity = await self.resolve(report, lookup, cursor)
         if not isinstance(entity, (types.Channel, types.Chat)):
             raise SyncError(f"{slug}: not a channel or group (a user or bot); not synced")
         if channel_slug(entity) != slug:
             slug = report.channel = channel_slug(entity)
-            cursor = store.get_sync_cursor(slug)
+            cursor = backend.get_sync_cursor(slug)
         report.title = title = entity.title or slug
         peer = {"peer_id": utils.get_peer_id(entity), "access_hash": getattr(entity, "access_hash", None)}
         last = start = cursor["last_id"] if cursor else 0
@@ -231,7 +231,7 @@ class Syncer:
                 keep = got[:cut] or got
             if keep:
                 posts = [p for g in group_albums(keep) if (p := to_post(g, slug, title)) is not None]
-                report.add(store.upsert(posts))
+                report.add(backend.write_posts(posts))
                 self.wrote = self.wrote or bool(posts)
                 last = max(m.id for m in keep)
                 report.messages += len(keep)
@@ -239,14 +239,14 @@ class Syncer:
                 if budget is not None:
                     budget -= len(keep)
             complete = complete or not full
-            store.set_sync_cursor(slug, last_id=last, complete=complete, **peer)   # after the batch is stored
+            backend.set_sync_cursor(slug, last_id=last, complete=complete, **peer)   # after the batch is stored
             report.last_id, report.complete = last, complete
             if self.on_batch:
                 self.on_batch(report)
             if not full:
                 break
         if config.recheck > 0 and start > 0 and not (self.stop is not None and self.stop.is_set()):
-            recent = store.recent_messages(slug, config.recheck, up_to=start)
+            recent = backend.recent_messages(slug, config.recheck, up_to=start)
             report.rechecked = len(recent)
             await self.refresh(report, entity, slug, title, recent)
 
@@ -264,8 +264,8 @@ class Syncer:
         for post_id, mids in posts:
             post = to_post([found[m] for m in mids if m in found], slug, title, post_id=post_id)
             (again if post is not None else gone).append(post if post is not None else post_id)
-        report.add(self.store.upsert(again))
-        report.deleted += self.store.mark_deleted(gone)
+        report.add(self.backend.write_posts(again))
+        report.deleted += self.backend.write_deleted(gone)
         self.wrote = self.wrote or bool(again or gone)
 
 

@@ -25,9 +25,9 @@ async def _channel_of(backend, event) -> tuple[str, str, object]:
     if isinstance(chat, (types.Channel, types.Chat)):
         return channel_slug(chat), chat.title or "", chat
     chat_id = getattr(event, "chat_id", None)
-    slug = backend.store.sync_channel_of_peer(chat_id) if chat_id is not None else None
+    slug = backend.sync_channel_of_peer(chat_id) if chat_id is not None else None
     if slug:
-        cursor = backend.store.get_sync_cursor(slug)
+        cursor = backend.get_sync_cursor(slug)
         real, kind = utils.resolve_id(chat_id)
         peer = (types.InputPeerChannel(real, cursor["access_hash"] or 0) if kind is types.PeerChannel
                 else types.InputPeerChat(real))
@@ -44,19 +44,17 @@ async def _channel_of(backend, event) -> tuple[str, str, object]:
 def _store(backend, posts) -> None:
     posts = [p for p in posts if p is not None]
     if posts:
-        backend.store.upsert(posts)
-        backend.after_write(wait=False)
+        backend.write_posts(posts, after_write=True, wait=False)
 
 
 async def _rebuild(backend, client, entity, slug: str, title: str, post_id: str, message_ids) -> None:
     """Store a post again from its messages as Telegram has them now (gone: marked deleted)."""
     got = await client.get_messages(entity, ids=list(message_ids)) if message_ids else []
     if not title:   # the chat's title is not known here: keep the one stored
-        title = backend.store.get(post_id).channel_title
+        title = backend.get(post_id).channel_title
     post = to_post([m for m in got if is_content(m)], slug, title, post_id=post_id)
     if post is None:
-        if backend.store.mark_deleted([post_id]):
-            backend.after_write(wait=False)
+        backend.write_deleted([post_id], after_write=True, wait=False)
     else:
         _store(backend, [post])
 
@@ -86,7 +84,7 @@ async def on_message_edited(backend, event) -> None:
     slug, title, entity = await _channel_of(backend, event)
     if not slug:
         return
-    stored = backend.store.posts_with_message(slug, [message.id])
+    stored = backend.posts_with_message(slug, [message.id])
     if stored and len(stored[0][1]) > 1:
         await _rebuild(backend, event.client, entity or message.peer_id, slug, title, *stored[0])
         return
@@ -104,14 +102,13 @@ async def on_message_deleted(backend, event) -> None:
         return
     deleted = set(event.deleted_ids)
     gone = []
-    for post_id, mids in backend.store.posts_with_message(slug, deleted):
+    for post_id, mids in backend.posts_with_message(slug, deleted):
         rest = [m for m in mids if m not in deleted]
         if rest:
             await _rebuild(backend, event.client, entity or utils.get_peer(event.chat_id), slug, title, post_id, rest)
         else:
             gone.append(post_id)
-    if backend.store.mark_deleted(gone):
-        backend.after_write(wait=False)
+    backend.write_deleted(gone, after_write=True, wait=False)
 
 
 def attach_live(client, backend, channels) -> list[tuple[object, object]]:

@@ -186,7 +186,7 @@ class Watcher:
     def due(self, now: datetime | None = None) -> list[Source]:
         """Sources to run now, the most overdue first (never run and unfinished runs first)."""
         now = now or self.clock()
-        runs = self.backend.store.source_runs()
+        runs = self.backend.source_runs()
         ranked = []
         for src in self.sources():
             run = runs.get(src.key)
@@ -206,7 +206,7 @@ class Watcher:
     def next_due_in(self, now: datetime | None = None) -> float:
         """Seconds until the next source is due (0 when one is due; `tick` when none is known)."""
         now = now or self.clock()
-        runs = self.backend.store.source_runs()
+        runs = self.backend.source_runs()
         waits = []
         for src in self._sources:
             run = runs.get(src.key)
@@ -221,10 +221,10 @@ class Watcher:
     # -- runs ---------------------------------------------------------------------------------------
     def run_source(self, src: Source) -> RunReport:
         """Run one source now and record the run (started first, so a kill leaves it due)."""
-        store = self.backend.store
+        backend = self.backend
         started = self.clock()
         t0 = time.monotonic()
-        store.record_source_run(src.key, iso(started), None, 0, "")
+        backend.record_source_run(src.key, iso(started), None, 0, "")
         fn = RUNNERS.get(src.kind)
         try:
             if fn is None:
@@ -236,7 +236,7 @@ class Watcher:
         except Exception as e:  # noqa: BLE001 - one source failing must not end the watch
             posts, error = 0, f"{src.key}: {type(e).__name__}: {e}"
         finished = self.clock()
-        store.record_source_run(src.key, iso(started), iso(finished), posts, error)
+        backend.record_source_run(src.key, iso(started), iso(finished), posts, error)
         report = RunReport(src.key, iso(started), iso(finished), posts, error, round(time.monotonic() - t0, 3))
         self.runs = (self.runs + [report])[-100:]
         if self.on_run:
