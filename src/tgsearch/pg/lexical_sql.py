@@ -64,7 +64,7 @@ SCHEMA = [
         field smallint NOT NULL,
         term text COLLATE "C" NOT NULL,
         df integer NOT NULL,
-        PRIMARY KEY (field, term) INCLUDE (df))""",
+        PRIMARY KEY (field, term)) WITH (fillfactor = 80)""",      # df not in the key: updates stay HOT
     """CREATE TABLE IF NOT EXISTS lex_stats (
         slot smallint PRIMARY KEY,
         docs bigint NOT NULL DEFAULT 0,
