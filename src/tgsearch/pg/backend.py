@@ -287,7 +287,7 @@ class PgBackend(BackendBase):
 
     # -- state ---------------------------------------------------------------------------------
     def health(self) -> dict:
-        n = self.reader.conn.execute("SELECT count(*) FROM lex_docs").fetchone()[0]
+        n = self.reader.conn.execute("SELECT coalesce(sum(docs), 0) FROM lex_stats").fetchone()[0]   # kept by the writers
         return {"status": "ok", "indexed": int(n), "hwm": self.reader.max_version()}
 
     def check(self) -> dict:

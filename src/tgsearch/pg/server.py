@@ -49,6 +49,13 @@ HBA_REPLICATION = "host replication all 127.0.0.1/32 scram-sha-256"
 HBA = ("# tgsearch: password logins from 127.0.0.1 only\n"
        "host all all 127.0.0.1/32 scram-sha-256\n" + HBA_REPLICATION + "\n")
 
+# A search server's settings rather than PostgreSQL's small defaults: writes of postings are WAL-bound
+# (fewer checkpoints, hence fewer full-page images; compressed WAL), searches read from shared buffers,
+# HNSW and GIN builds get memory. Modest for a shared machine; edit postgresql.conf to change them.
+TUNING = ("shared_buffers = 512MB\nwal_buffers = 64MB\nmax_wal_size = 8GB\ncheckpoint_timeout = 15min\n"
+          "wal_compression = on\nmaintenance_work_mem = 512MB\nwork_mem = 16MB\n"
+          "effective_cache_size = 4GB\n")
+
 
 @dataclass(frozen=True)
 class StartResult:
@@ -238,7 +245,8 @@ def _initdb(dir: Path, data: Path, log: Path) -> str:
     with open(data / "postgresql.conf", "a") as f:
         f.write("\n# tgsearch postgres start\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = ''\n"
                 "password_encryption = 'scram-sha-256'\n"
-                "max_connections = 300   # several serve processes, each with a connection per worker thread\n")
+                "max_connections = 300   # several serve processes, each with a connection per worker thread\n"
+                + TUNING)
     (data / "pg_hba.conf").write_text(HBA)
     return password
 
