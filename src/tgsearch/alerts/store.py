@@ -283,11 +283,14 @@ class PgAlertStore(AlertStore):
         self.lock = threading.RLock()
         if create:
             with self._errors("creating the alerts tables"):
+                from ..pg.schema import have_relations
+
                 conn = store.conn
-                with conn.transaction():
-                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (PG_LOCK,))
-                    for statement in PG_SCHEMA:
-                        conn.execute(statement)
+                if not have_relations(conn, ("searches", "alerts", "alerts_search", "deliveries")):
+                    with conn.transaction():
+                        conn.execute("SELECT pg_advisory_xact_lock(%s)", (PG_LOCK,))
+                        for statement in PG_SCHEMA:
+                            conn.execute(statement)
 
     @staticmethod
     def exists(store) -> bool:

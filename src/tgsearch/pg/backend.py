@@ -82,6 +82,8 @@ class PgBackend(BackendBase):
     # -- schema and the write hook -------------------------------------------------------------
     def _ensure_schema(self) -> None:
         conn = self.store.conn
+        if lexical_sql.schema_complete(conn):
+            return
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_SCHEMA,))
             lexical_sql.ensure_schema(conn)

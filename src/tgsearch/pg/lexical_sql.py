@@ -87,6 +87,17 @@ def rebuild_stats(conn) -> None:
                  "coalesce(sum(len_body), 0), coalesce(sum(len_title), 0), coalesce(sum(len_exact), 0) FROM lex_docs")
 
 
+RELATIONS = ("lex_docs", "lex_docs_channel", "lex_docs_ts", "lex_docs_body", "lex_docs_exact", "lex_postings",
+             "lex_postings_post", "lex_terms", "lex_stats")
+
+
+def schema_complete(conn) -> bool:
+    """Every lexical table and index exists (pg/schema.py `have_relations`)."""
+    from .schema import have_relations
+
+    return have_relations(conn, RELATIONS)
+
+
 def ensure_schema(conn) -> None:
     """The lexical tables (idempotent; the caller holds the schema lock). A database made before
     lex_terms existed gets its counts from the postings once."""

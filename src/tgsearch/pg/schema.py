@@ -172,3 +172,14 @@ def ensure_months(conn, months) -> set[int]:
                          f"FOR VALUES FROM ({int(month)}) TO ({int(month) + 1})")
             have.add(month)
     return have
+
+
+def have_relations(conn, names) -> bool:
+    """Every named table or index exists in the current schema (read without locks). Check this
+    before running `CREATE ... IF NOT EXISTS` statements at open: `CREATE INDEX IF NOT EXISTS` locks
+    its table even when the index exists, and a process opening while another writes two of the
+    tables in the other order deadlocks."""
+    names = list(names)
+    row = conn.execute("SELECT count(*) FROM pg_class WHERE relname = ANY(%s) "
+                       "AND relnamespace = current_schema()::regnamespace", (names,)).fetchone()
+    return int(row[0]) == len(set(names))

@@ -36,6 +36,8 @@ SCHEMA = [
     "CREATE INDEX IF NOT EXISTS entities_post ON entities(post_id)",
     "CREATE INDEX IF NOT EXISTS entities_key ON entities(type, key)",
 ]
+RELATIONS = ("state", "post_story", "post_story_story", "post_story_copy", "stories", "stories_last", "entities",
+             "entities_post", "entities_key")
 _REWRITES = [(re.compile(r"SUM\(size > 1\)"), "SUM((size > 1)::int)")]   # (entities are read by PgStoryIndex itself)
 
 
@@ -97,11 +99,14 @@ class PgStoryIndex(StoryIndex):
         self._mark_seen: tuple[float, str] | None = None
         self._until = None
         if not read_only:
+            from .schema import have_relations
+
             conn = store.conn
-            with conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK + 100,))
-                for statement in SCHEMA:
-                    conn.execute(statement)
+            if not have_relations(conn, RELATIONS):
+                with conn.transaction():
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK + 100,))
+                    for statement in SCHEMA:
+                        conn.execute(statement)
             if self._get("built_by") not in (None, self.built_by):
                 self._reset()
 
