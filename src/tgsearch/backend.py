@@ -53,6 +53,7 @@ class Backend(Protocol):
     # derived data and lifecycle
     def reindex(self, on_progress=None) -> int: ...
     def reindex_vectors(self, model: str, on_progress=None) -> int: ...
+    def reindex_stories(self, on_progress=None) -> tuple[int, dict]: ...
     def warm_up(self) -> None: ...
     def close(self) -> None: ...
 
@@ -185,6 +186,15 @@ class BackendBase(AlertsAPI, CollectAPI):
         from .search.trends import trends
 
         return trends(self.engine, list(queries), interval, **options)
+
+    def reindex_stories(self, on_progress=None) -> tuple[int, dict]:
+        """Place every post again (stories, copies, entities) from scratch: (posts placed, the
+        stories' status). `on_progress(done, total)`."""
+        self._writable()
+        total = self.store.count()
+        n = self.stories.rebuild(on_progress=(lambda done, hwm: on_progress(min(done, total), total))
+                                 if on_progress else None)
+        return n, self.stories.status()
 
     def channels(self) -> list[dict]:
         """Every channel: slug, title shown, post count, first and last date."""

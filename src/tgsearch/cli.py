@@ -378,13 +378,12 @@ def reindex(db, vectors_model, stories):
         backend.close()
         return
     if stories:
-        total = backend.store.count()
         with Progress(TextColumn("stories"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err,
                       transient=True, disable=not err.is_terminal) as bar:
-            task = bar.add_task("stories", total=total)
-            n = backend.stories.rebuild(on_progress=lambda done, hwm: bar.update(task, completed=min(done, total)))
+            task = bar.add_task("stories", total=None)
+            n, status = backend.reindex_stories(
+                on_progress=lambda done, total: bar.update(task, completed=done, total=total))
         took = time.perf_counter() - started
-        status = backend.stories.status()
         backend.close()
         out.print(f"stories: {n} posts placed in {took:.1f} s ({n / max(took, 1e-9):.0f} posts/s): "
                   f"{status['stories']} stories, {status['copies']} copies", highlight=False)

@@ -77,3 +77,15 @@ def test_deleting_the_first_poster_hands_the_story_on(backend, tmp_path):
     assert res.total == 1 and res.hits[0].id == COPY and res.hits[0].story_size == 1
     s = backend.story(res.hits[0].story)
     assert [p["post"].id for p in s["posts"]] == [COPY] and s["first_post"] == COPY
+
+
+def test_reindex_stories_places_every_post_again(backend, tmp_path):
+    from contract_data import ingest_posts
+
+    ingest_posts(backend, tmp_path / "in" / "posts.jsonl", CORPUS)
+    seen = []
+    n, status = backend.reindex_stories(on_progress=lambda done, total: seen.append((done, total)))
+    assert n == 3 and status["complete"] and status["copies"] == 1
+    assert all(total == 3 and done <= 3 for done, total in seen)
+    res = search(backend, "паром", group="story")
+    assert res.total == 1 and res.hits[0].id == FIRST and res.hits[0].story_matching == 2

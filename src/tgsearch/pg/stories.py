@@ -278,7 +278,8 @@ class PgStoryService:
         index = self.index
         with index._write_lock:
             index._reset()
-        return self.catch_up(on_progress=on_progress) or 0
+        # on_progress(done, hwm), as the embedded StoryService's rebuild
+        return index.catch_up(self.store, on_progress=on_progress) or 0
 
     def after_write(self) -> None:
         if self.mode != "off" and not self.read_only:
