@@ -130,6 +130,8 @@ class Engine:
         else:
             page, total = self.ranked(plan, offset, offset + limit)
             total_posts = total
+        for pending in plan.ahead.values():      # not needed (a cached grouped list answered)
+            pending.cancel()
         hits = self.hits(page, plan.highlight, plan.spans)
         self.mark_stories(hits, {g.item[0]: g.matching for g in chosen} if grouped else {})
         result = SearchResult(query=req.q, total=total, took_ms=0.0, hits=hits, mode=req.mode,
