@@ -163,7 +163,8 @@ class PgBackend(BackendBase):
         return True
 
     def _lock_held(self, key: int) -> bool:
-        return bool(self.reader.conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+        # advisory locks live on the primary (a replica's pg_locks does not show them)
+        return bool(self.store.conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
                                              "AND objid = %s AND granted", (key,)).fetchone()[0])
 
     def _try_lock(self, conn, key: int) -> bool:
